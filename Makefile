@@ -1,0 +1,40 @@
+# Both entry points create the virtual environment when it is missing (Python 3.11).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The install is redone when pyproject.toml (the pins) changes.
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+.PHONY: venv run test test-fast lint bench calibrate clean
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[experiments,dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)  ## the default job
+	$(PY) scripts/run.py
+
+test: $(STAMP)  ## lint + the whole test suite (slow tests included)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP)  ## ours against WeightWatcher 0.7.7 (installs the optional extra)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) scripts/bench_spectral.py
+
+calibrate: $(STAMP)  ## regenerate the calibrated null table (about 20 min on 2 cores)
+	$(PY) scripts/calibrate_null.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

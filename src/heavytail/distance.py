@@ -1,0 +1,152 @@
+"""The paper's spectral criterion: L1 distance between the bulk histogram and its MP fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from heavytail.fit import MPFit, fit_mp
+from heavytail.mp import mp_cdf, mp_edges
+
+THRESHOLD_RULES = ("paper", "calibrated")
+
+
+def n_bins(n: int) -> int:
+    """M = 2 floor(n^(1/3)) histogram bins (paper.md section 2).
+
+    The cube root is taken with a small guard so that exact cubes (n = 1000) give 10, not 9.
+    """
+    return 2 * int(np.floor(np.cbrt(n) + 1e-9))
+
+
+def scale_factor(n: int) -> float:
+    """sqrt(ln n) / n^(1/3): the paper's rate, s_hat = O_P(this), natural log."""
+    return float(np.sqrt(np.log(n)) / np.cbrt(n))
+
+
+def paper_threshold(n: int, C: float = 0.4) -> float:
+    """s* = C sqrt(ln n) / n^(1/3), the paper's threshold (C in [0.4, 0.6] in the paper)."""
+    if not (np.isfinite(C) and C > 0):
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    return float(C * scale_factor(n))
+
+
+def l1_histogram_distance(bulk: np.ndarray, fit: MPFit) -> tuple[float, int]:
+    """s_hat = integral over [a_hat, b_hat] of |p_hat(x) - p_fit(x)| dx, exactly.
+
+    p_hat is the histogram estimator with M equal bins on [a_hat, b_hat],
+    p_hat = M / (n (b_hat - a_hat)) * (count in the bin).  On a bin [u, v] with height h,
+
+        int_u^v |h - p| = h (v - u) - (F(v) - F(u)) + 2 int_{[u,v] & {p > h}} (p - h),
+
+    and {p > h} is one interval (x1, x2): p(x) = h squares to the quadratic
+    (1 + k^2) x^2 - (a + b) x + a b = 0 with k = 2 pi c sigma2 h, whose two roots are the
+    crossing points (the MP density is unimodal).  With F the closed-form ``mp_cdf`` every
+    term is exact, including the integrable singularity at a = 0 when c = 1, so the error
+    is rounding error (far below 1e-6), where a midpoint rule would be off by O(1/M) or
+    worse near a singular edge.
+    """
+    n = bulk.size
+    bins = n_bins(n)
+    lower, upper = fit.lower, fit.upper
+    counts, edges = np.histogram(bulk, bins=bins, range=(lower, upper))
+    heights = counts / (n * (upper - lower) / bins)
+    a, b = mp_edges(fit.ratio, fit.sigma2)
+    # rounding can put the fitted edges a hair inside [lower, upper]; the law is what it is
+    cdf_at_edges = mp_cdf(edges, fit.ratio, fit.sigma2)
+    k2 = (2.0 * np.pi * fit.ratio * fit.sigma2 * heights) ** 2
+    disc = (a + b) ** 2 - 4.0 * (1.0 + k2) * a * b
+    root = np.sqrt(np.maximum(disc, 0.0))
+    x1 = ((a + b) - root) / (2.0 * (1.0 + k2))
+    x2 = ((a + b) + root) / (2.0 * (1.0 + k2))
+    left = np.clip(x1, edges[:-1], edges[1:])
+    right = np.clip(x2, edges[:-1], edges[1:])
+    right = np.where(disc > 0.0, right, left)
+    mass_above = mp_cdf(right, fit.ratio, fit.sigma2) - mp_cdf(left, fit.ratio, fit.sigma2)
+    width = edges[1:] - edges[:-1]
+    per_bin = (
+        heights * width - np.diff(cdf_at_edges) + 2.0 * (mass_above - heights * (right - left))
+    )
+    # the integral outside [lower, upper] (non-zero only through rounding of the edges)
+    outside = cdf_at_edges[0] + (1.0 - cdf_at_edges[-1])
+    return float(np.sum(per_bin) + outside), bins
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralDistance:
+    """Result of the spectral criterion on one spectrum.
+
+    ``n`` is the number of bulk eigenvalues the histogram uses (spikes set aside), ``bins``
+    is M, ``threshold`` is the rule's s*, ``fires`` is s_hat > threshold.
+    """
+
+    s_hat: float
+    threshold: float
+    n: int
+    bins: int
+    fit: MPFit
+    fires: bool
+    rule: str
+    ratio: float
+
+    @property
+    def scaled(self) -> float:
+        """s_hat n^(1/3) / sqrt(ln n), the statistic on the scale of the paper's Figure 3.1."""
+        return self.s_hat / scale_factor(self.n)
+
+
+def threshold_for(n: int, ratio: float, rule: str = "paper", C: float = 0.4) -> float:
+    """The stopping threshold s* for n bulk eigenvalues and aspect ratio c.
+
+    * ``"paper"``: C sqrt(ln n) / n^(1/3).  Calibrated by the paper for c <= 0.8 only; on
+      pure noise it fires often for c >= 0.8 (see ``heavytail.null``).
+    * ``"calibrated"``: the 99.9% quantile of the null statistic for this (n, c), estimated
+      by Monte Carlo on Gaussian (Wishart) matrices and shipped as a table
+      (``heavytail.null.null_quantile``): a false-fire rate of 0.1% per layer and epoch
+      on noise, for every c in (0, 1].  C is not used.
+    """
+    if rule == "paper":
+        return paper_threshold(n, C)
+    if rule == "calibrated":
+        from heavytail.null import null_quantile
+
+        return float(null_quantile(n, ratio) * scale_factor(n))
+    raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {rule!r}")
+
+
+def spectral_distance(
+    eigs,
+    C: float = 0.4,
+    threshold: str = "paper",
+    ratio: float | None = None,
+    max_spikes: int | None = None,
+) -> SpectralDistance:
+    """The paper's statistic s_hat and its stopping decision for one spectrum.
+
+    ``eigs`` are the eigenvalues of W W^T / N (``heavytail.esd``).  The MP law is fitted to
+    the bulk (``fit_mp``: isolated spikes set aside, edges at the extreme bulk eigenvalues),
+    the histogram of the bulk with M = 2 floor(n^(1/3)) bins is compared with the fitted
+    density in L1 (``l1_histogram_distance``), and the criterion fires when s_hat > s*
+    (``threshold_for``).  ``ratio`` is the layer's aspect ratio n/N, used only to look up
+    the calibrated threshold; when it is not given the fitted c_hat is used instead.
+    """
+    if threshold not in THRESHOLD_RULES:
+        raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
+    if ratio is not None and not (np.isfinite(ratio) and 0.0 < ratio <= 1.0):
+        raise ValueError(f"ratio = n/N must be in (0, 1], got {ratio!r}")
+    fit = fit_mp(eigs, max_spikes=max_spikes)
+    s_hat, bins = l1_histogram_distance(fit.bulk, fit)
+    n = fit.bulk.size
+    lookup_ratio = fit.ratio if ratio is None else float(ratio)
+    s_star = threshold_for(n, lookup_ratio, threshold, C)
+    return SpectralDistance(
+        s_hat=s_hat,
+        threshold=s_star,
+        n=n,
+        bins=bins,
+        fit=fit,
+        fires=bool(s_hat > s_star),
+        rule=threshold,
+        ratio=lookup_ratio,
+    )

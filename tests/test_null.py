@@ -1,0 +1,88 @@
+"""The criterion on pure noise: the calibrated rule's false-fire rate, and the paper rule's."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from heavytail import esd, null_quantile, spectral_distance, wishart_eigenvalues
+from heavytail.null import columns_for
+
+
+def upper_bound(fires: int, draws: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson upper confidence bound on a binomial rate."""
+    if fires == draws:
+        return 1.0
+    return float(stats.beta.ppf(confidence, fires + 1, draws - fires))
+
+
+@pytest.mark.parametrize(("n", "N"), [(40, 80), (40, 40)])
+def test_tridiagonal_sampler_has_the_gaussian_wishart_distribution(n, N):
+    rng = np.random.default_rng(5)
+    dense = np.array([esd(rng.standard_normal((n, N))) for _ in range(400)])
+    fast = np.array([wishart_eigenvalues(n, N, rng) for _ in range(400)])
+    for column in (0, n // 2, -1):  # smallest, median and largest eigenvalue
+        assert stats.ks_2samp(dense[:, column], fast[:, column]).pvalue > 0.01
+
+
+def count_fires(n: int, ratio: float, draws: int, seed: int, known_ratio: bool) -> int:
+    rng = np.random.default_rng(seed)
+    big_n = columns_for(n, ratio)
+    return sum(
+        spectral_distance(
+            wishart_eigenvalues(n, big_n, rng),
+            threshold="calibrated",
+            ratio=n / big_n if known_ratio else None,
+        ).fires
+        for _ in range(draws)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [100, 400, 1000])
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 0.8, 0.9, 1.0])
+def test_calibrated_rule_fires_on_under_one_percent_of_noise(n, ratio):
+    draws = 1000  # Clopper-Pearson: <= 4 fires in 1000 bounds the rate below 1% at 95%
+    fires = count_fires(n, ratio, draws, seed=7919 * n + int(1000 * ratio), known_ratio=True)
+    assert upper_bound(fires, draws) < 0.01, f"{fires} fires in {draws} draws"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 0.8, 0.9, 1.0])
+def test_calibrated_rule_with_fitted_ratio_fires_on_under_one_percent_of_noise(ratio):
+    draws = 1000
+    fires = count_fires(400, ratio, draws, seed=104729 + int(1000 * ratio), known_ratio=False)
+    assert upper_bound(fires, draws) < 0.01, f"{fires} fires in {draws} draws"
+
+
+@pytest.mark.parametrize("ratio", [0.5, 1.0])
+def test_calibrated_rule_on_dense_gaussian_layers_through_esd(ratio):
+    rng = np.random.default_rng(11)
+    n, draws = 100, 300
+    fires = sum(
+        spectral_distance(
+            esd(rng.standard_normal((n, round(n / ratio)))), threshold="calibrated", ratio=ratio
+        ).fires
+        for _ in range(draws)
+    )
+    assert fires <= 2  # the expected count is 0.3
+
+
+def test_paper_rule_fires_on_noise_for_near_square_layers():
+    rng = np.random.default_rng(3)
+    fires = [
+        spectral_distance(wishart_eigenvalues(400, 400, rng), C=0.4, threshold="paper").fires
+        for _ in range(50)
+    ]
+    assert np.mean(fires) > 0.9  # why the calibrated rule exists
+
+
+def test_null_quantile_interpolates_and_extrapolates():
+    assert null_quantile(400, 0.1) < null_quantile(400, 0.9) < null_quantile(400, 1.0)
+    low, high = null_quantile(256, 0.5), null_quantile(384, 0.5)
+    assert min(low, high) <= null_quantile(300, 0.5) <= max(low, high)
+    assert null_quantile(3, 0.5) == null_quantile(16, 0.5)
+    assert null_quantile(8192, 1.0) >= null_quantile(2048, 1.0)
+    with pytest.raises(ValueError, match="ratio must be in"):
+        null_quantile(100, 0.0)
+    with pytest.raises(ValueError, match="n >= 2"):
+        null_quantile(1, 0.5)
