@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 import heavytail as ht
+from heavytail import families
 
 
 def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
@@ -32,11 +33,7 @@ def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
 
     def planted(rows: int, cols: int, strengths) -> np.ndarray:
         n, big_n = min(rows, cols), max(rows, cols)
-        matrix = rng.standard_normal((n, big_n)) / np.sqrt(big_n)
-        for theta in strengths:
-            u, v = rng.standard_normal(n), rng.standard_normal(big_n)
-            matrix += theta * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
-        matrix *= np.sqrt(big_n)
+        matrix = families.planted_spikes(n, big_n, strengths, rng)
         return matrix.T if rows > cols else matrix
 
     return [

@@ -33,8 +33,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    print(f"{'c':>4s} {'n':>5s} | {'mean':>5s} {'max':>5s} | {'paper fires':>11s} "
-          f"{'calibrated':>10s} {'cal. s*/scale':>13s}")
+    print(
+        f"{'c':>4s} {'n':>5s} | {'mean':>5s} {'max':>5s} | {'paper fires':>11s} "
+        f"{'calibrated':>10s} {'cal. s*/scale':>13s}"
+    )
     for ratio, sizes in GRID:
         for n in sizes:
             results = [
@@ -43,10 +45,12 @@ def main() -> None:
             ]
             scaled = np.array([r.scaled for r in results])
             calibrated = threshold_for(n, ratio, "calibrated")
-            print(f"{ratio:4.1f} {n:5d} | {scaled.mean():5.2f} {scaled.max():5.2f} | "
-                  f"{np.mean([r.fires for r in results]):11.0%} "
-                  f"{np.mean([r.s_hat > calibrated for r in results]):10.0%} "
-                  f"{calibrated / scale_factor(n):13.2f}")
+            print(
+                f"{ratio:4.1f} {n:5d} | {scaled.mean():5.2f} {scaled.max():5.2f} | "
+                f"{np.mean([r.fires for r in results]):11.0%} "
+                f"{np.mean([r.s_hat > calibrated for r in results]):10.0%} "
+                f"{calibrated / scale_factor(n):13.2f}"
+            )
 
 
 if __name__ == "__main__":

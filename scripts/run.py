@@ -18,33 +18,17 @@ import pandas as pd
 from omegaconf import DictConfig
 
 import heavytail as ht
+from heavytail import families
 
-
-def make_matrix(family: str, n: int, N: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """A matrix of the named family and the number of columns it really has."""
-    if family == "gaussian":
-        return rng.standard_normal((n, N)), N
-    if family == "gaussian_square":
-        return rng.standard_normal((n, n)), n
-    if family == "planted_spikes":
-        # three rank-one signals well above the BBP threshold c^(1/4)
-        matrix = rng.standard_normal((n, N)) / np.sqrt(N)
-        for theta in (1.5, 2.5, 4.0):
-            u, v = rng.standard_normal(n), rng.standard_normal(N)
-            matrix += theta * np.outer(u / np.linalg.norm(u), v / np.linalg.norm(v))
-        return matrix * np.sqrt(N), N
-    if family == "deformed_bulk":
-        return np.sqrt(rng.uniform(0.5, 3.0, n))[:, None] * rng.standard_normal((n, N)), N
-    if family == "student_t2":
-        return rng.standard_t(2, (n, N)), N
-    if family == "product_of_3":
-        return rng.standard_normal((n, N)) @ rng.standard_normal((N, N)) @ rng.standard_normal(
-            (N, N)
-        ), N
-    raise ValueError(
-        f"unknown demo family {family!r}; choose from gaussian, gaussian_square, "
-        "planted_spikes, deformed_bulk, student_t2, product_of_3"
-    )
+DEMO_FAMILIES = {
+    "gaussian": families.gaussian,
+    "gaussian_square": lambda n, N, rng: families.gaussian(n, n, rng),
+    # three signals well above the BBP threshold c^(1/4)
+    "planted_spikes": lambda n, N, rng: families.planted_spikes(n, N, (1.5, 2.5, 4.0), rng),
+    "deformed_bulk": families.deformed_bulk,
+    "student_t2": families.student_t2,
+    "product_of_3": families.product_of_3,
+}
 
 
 def write_atomically(path: Path, write) -> None:
@@ -70,19 +54,18 @@ def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     n, big_n = int(cfg.demo.n), int(cfg.demo.N)
     if not 2 <= n <= big_n:
         raise ValueError(f"demo.n and demo.N must satisfy 2 <= n <= N, got n={n}, N={big_n}")
-    for family in cfg.demo.families:
-        make_matrix(family, 2, 2, np.random.default_rng(0))  # reject unknown names up front
+    unknown = [family for family in cfg.demo.families if family not in DEMO_FAMILIES]
+    if unknown:
+        raise ValueError(
+            f"unknown demo family {unknown[0]!r}; choose from {', '.join(DEMO_FAMILIES)}"
+        )
     rng = np.random.default_rng(int(cfg.seed))
     rows, panels = [], []
     for family in cfg.demo.families:
-        matrix, columns = make_matrix(family, n, big_n, rng)
+        matrix = DEMO_FAMILIES[family](n, big_n, rng)
+        columns = matrix.shape[1]
         eigs = ht.esd(matrix)
-        result = ht.classify(
-            eigs,
-            C=cfg.demo.C,
-            threshold=cfg.demo.threshold,
-            ratio=min(matrix.shape) / max(matrix.shape),
-        )
+        result = ht.classify(eigs, C=cfg.demo.C, threshold=cfg.demo.threshold, ratio=n / columns)
         paper = ht.spectral_distance(eigs, C=cfg.demo.C, threshold="paper")
         rows.append(
             {
@@ -92,12 +75,7 @@ def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
                 "type": result.type,
                 "n_spikes": result.n_spikes,
                 "s_hat": result.s_hat,
-                "threshold_calibrated": ht.threshold_for(
-                    result.distance.n, n / columns, "calibrated"
-                )
-                if result.distance
-                else np.nan,
-                "threshold_paper": paper.threshold,
+                f"threshold_{cfg.demo.threshold}": result.threshold,
                 "fires_paper": paper.fires,
                 "tail_extent": result.tail_extent,
                 "alpha": result.alpha,

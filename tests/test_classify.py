@@ -4,9 +4,10 @@ import zlib
 
 import numpy as np
 import pytest
-from families import HEAVY_TAILED, planted, spike_location
 
 from heavytail import classify, esd, fit_mp, spectral_distance
+from heavytail.families import HEAVY_TAILED, bbp_threshold, deformed_bulk, spike_location
+from heavytail.families import planted_spikes as planted
 from heavytail.fit import default_max_spikes
 
 
@@ -21,7 +22,7 @@ from heavytail.fit import default_max_spikes
 )
 def test_planted_spikes_above_bbp_are_found_exactly_and_typed_lt(n, N, strengths, rng):
     ratio = n / N
-    assert min(strengths) > 1.5 * ratio**0.25  # clearly above the BBP threshold c^(1/4)
+    assert min(strengths) > 1.5 * bbp_threshold(ratio)  # clearly above the BBP threshold
     eigenvalues = esd(planted(n, N, strengths, rng))
     fit = fit_mp(eigenvalues)
     assert fit.n_spikes == len(strengths)
@@ -42,7 +43,7 @@ def test_without_the_spike_rule_the_spikes_make_the_criterion_fire(rng):
 
 @pytest.mark.parametrize(("n", "N"), [(300, 600), (400, 400)])
 def test_spikes_well_below_bbp_are_not_spikes(n, N, rng):
-    weak = 0.5 * (n / N) ** 0.25
+    weak = 0.5 * bbp_threshold(n / N)
     fit = fit_mp(esd(planted(n, N, [weak] * 3, rng)))
     assert fit.n_spikes == 0
 
@@ -66,14 +67,13 @@ def test_heavy_tails_are_typed_ht_fire_and_stay_in_the_bulk(family, n, N):
 
 
 def test_heavy_tails_have_a_small_power_law_exponent(rng):
-    result = classify(esd(rng.pareto(1.5, (400, 800)) * rng.choice([-1.0, 1.0], (400, 800))))
+    result = classify(esd(HEAVY_TAILED["pareto_1.5"](400, 800, rng)))
     assert 1.3 < result.alpha < 2.5
 
 
 def test_a_deformed_bulk_without_a_long_tail_is_bt(rng):
     # generalised MP: rows with variances spread over [0.5, 3]: no tail, but not MP
-    variances = rng.uniform(0.5, 3.0, 500)
-    weight = np.sqrt(variances)[:, None] * rng.standard_normal((500, 1000))
+    weight = deformed_bulk(500, 1000, rng)
     result = classify(esd(weight), ratio=0.5)
     assert result.type == "BT", result.reason
     assert result.fires and result.n_spikes == 0

@@ -2,11 +2,11 @@ import itertools
 
 import numpy as np
 import pytest
-from families import planted
 from scipy import integrate, optimize
 
 from heavytail import esd, fit_mp, mp_pdf, n_bins, paper_threshold, spectral_distance
 from heavytail.distance import l1_histogram_distance, scale_factor
+from heavytail.families import planted_spikes as planted
 from heavytail.null import wishart_eigenvalues
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from heavytail.fit import MPFit, fit_mp
 from heavytail.mp import mp_cdf, mp_edges
+from heavytail.null import null_quantile
 
 THRESHOLD_RULES = ("paper", "calibrated")
 
@@ -109,8 +110,6 @@ def threshold_for(n: int, ratio: float, rule: str = "paper", C: float = 0.4) -> 
     if rule == "paper":
         return paper_threshold(n, C)
     if rule == "calibrated":
-        from heavytail.null import null_quantile
-
         return float(null_quantile(n, ratio) * scale_factor(n))
     raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {rule!r}")
 

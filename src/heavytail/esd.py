@@ -8,7 +8,7 @@ CONV_MODES = ("flatten", "slices")
 
 
 def as_float64_array(weight) -> np.ndarray:
-    """A float64 numpy copy of a numpy array or a torch tensor on any device.
+    """A float64 numpy view or copy of a numpy array or a torch tensor on any device.
 
     Torch is never imported here: a tensor is recognised by its ``detach`` method, so the
     library runs without torch installed.  Integer, boolean and complex inputs are refused,
@@ -25,7 +25,7 @@ def as_float64_array(weight) -> np.ndarray:
             f"weight has dtype {array.dtype}; pass a real floating-point array "
             "(cast integer weights explicitly with .astype(float))"
         )
-    return np.array(array, dtype=np.float64, copy=True)
+    return array.astype(np.float64, copy=False)  # read only from here on: no copy needed
 
 
 def _check_finite(matrix: np.ndarray) -> None:

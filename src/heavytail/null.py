@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import eigvalsh_tridiagonal
 
+from heavytail._null_table import N_GRID, Q_TABLE, RATIO_GRID
+
 NULL_LEVEL = 1e-3  # false-fire probability of the calibrated rule per layer and epoch
 
 
@@ -38,6 +40,7 @@ def columns_for(n: int, ratio: float) -> int:
 
 def null_statistics(n: int, ratio: float, draws: int, seed: int = 0) -> np.ndarray:
     """Scaled statistic s_hat n^(1/3) / sqrt(ln n) on ``draws`` Wishart spectra, n x n/c."""
+    # imported here: heavytail.distance imports this module for the calibrated threshold
     from heavytail.distance import spectral_distance
 
     rng = np.random.default_rng(seed)
@@ -57,15 +60,12 @@ def null_quantile(n: int, ratio: float) -> float:
     rows, because at c near 1 the scaled statistic keeps growing slowly with n (the
     singular lower edge makes the histogram bias decay like M^(-1/2), not 1/M).
     """
-    from heavytail._null_table import N_GRID, Q_TABLE, RATIO_GRID
-
     if n < 2:
         raise ValueError(f"need n >= 2 eigenvalues, got {n}")
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"ratio must be in (0, 1], got {ratio!r}")
-    log_grid = np.log(np.asarray(N_GRID, dtype=float))
-    table = np.asarray(Q_TABLE, dtype=float)
-    by_n = np.array([np.interp(ratio, RATIO_GRID, row) for row in table])
+    log_grid = np.log(N_GRID)
+    by_n = np.array([np.interp(ratio, RATIO_GRID, row) for row in Q_TABLE])
     log_n = np.log(n)
     if log_n <= log_grid[-1]:
         return float(np.interp(log_n, log_grid, by_n))
