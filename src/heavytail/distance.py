@@ -11,6 +11,10 @@ from heavytail.mp import mp_cdf, mp_edges
 from heavytail.null import null_quantile
 
 THRESHOLD_RULES = ("paper", "calibrated")
+# Added to the body's estimate of c when the layer's n/N is not given: the quartile estimate
+# is unbiased with a spread of about 0.01 at n = 100-400, and the null quantile rises steeply
+# with c near 1, so an estimate a little low would lower the threshold.
+UNKNOWN_RATIO_MARGIN = 0.02
 
 
 def n_bins(n: int) -> int:
@@ -54,13 +58,12 @@ def l1_histogram_distance(bulk: np.ndarray, fit: MPFit) -> tuple[float, int]:
     counts, edges = np.histogram(bulk, bins=bins, range=(lower, upper))
     heights = counts / (n * (upper - lower) / bins)
     a, b = mp_edges(fit.ratio, fit.sigma2)
-    # rounding can put the fitted edges a hair inside [lower, upper]; the law is what it is
     cdf_at_edges = mp_cdf(edges, fit.ratio, fit.sigma2)
     k2 = (2.0 * np.pi * fit.ratio * fit.sigma2 * heights) ** 2
     disc = (a + b) ** 2 - 4.0 * (1.0 + k2) * a * b
     root = np.sqrt(np.maximum(disc, 0.0))
-    x1 = ((a + b) - root) / (2.0 * (1.0 + k2))
     x2 = ((a + b) + root) / (2.0 * (1.0 + k2))
+    x1 = a * b / ((1.0 + k2) * x2)  # product of the roots: no cancellation when a << b
     left = np.clip(x1, edges[:-1], edges[1:])
     right = np.clip(x2, edges[:-1], edges[1:])
     right = np.where(disc > 0.0, right, left)
@@ -69,7 +72,7 @@ def l1_histogram_distance(bulk: np.ndarray, fit: MPFit) -> tuple[float, int]:
     per_bin = (
         heights * width - np.diff(cdf_at_edges) + 2.0 * (mass_above - heights * (right - left))
     )
-    # the integral outside [lower, upper] (non-zero only through rounding of the edges)
+    # the fitted law's mass outside [lower, upper]: zero up to rounding of the edges
     outside = cdf_at_edges[0] + (1.0 - cdf_at_edges[-1])
     return float(np.sum(per_bin) + outside), bins
 
@@ -128,7 +131,9 @@ def spectral_distance(
     the histogram of the bulk with M = 2 floor(n^(1/3)) bins is compared with the fitted
     density in L1 (``l1_histogram_distance``), and the criterion fires when s_hat > s*
     (``threshold_for``).  ``ratio`` is the layer's aspect ratio n/N, used only to look up
-    the calibrated threshold; when it is not given the fitted c_hat is used instead.
+    the calibrated threshold.  Without it the ratio is estimated from the body's quartiles
+    (``fit.body_ratio``, not the edge fit's c_hat, which is biased low by about 0.01) plus
+    UNKNOWN_RATIO_MARGIN; pass it whenever the matrix shape is known.
     """
     if threshold not in THRESHOLD_RULES:
         raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
@@ -137,7 +142,10 @@ def spectral_distance(
     fit = fit_mp(eigs, max_spikes=max_spikes)
     s_hat, bins = l1_histogram_distance(fit.bulk, fit)
     n = fit.bulk.size
-    lookup_ratio = fit.ratio if ratio is None else float(ratio)
+    if ratio is None:
+        lookup_ratio = min(1.0, fit.body_ratio + UNKNOWN_RATIO_MARGIN)
+    else:
+        lookup_ratio = float(ratio)
     s_star = threshold_for(n, lookup_ratio, threshold, C)
     return SpectralDistance(
         s_hat=s_hat,

@@ -21,8 +21,8 @@ def default_max_spikes(n: int) -> int:
     """At most max(10, ceil(sqrt n)) spikes, and never more than n // 4.
 
     "A few" outliers: enough for the K - 1 class spikes of a K <= 11 class problem at any
-    width (and more for wide layers), while a heavy tail puts far more than sqrt(n)
-    eigenvalues beyond the body's MP edge, so it is never mistaken for spikes.
+    width (and more for wide layers), while a heavy tail usually puts far more than sqrt(n)
+    eigenvalues beyond the body's MP edge, so it is not mistaken for spikes.
     """
     return int(min(max(10, np.ceil(np.sqrt(n))), n // 4))
 
@@ -96,10 +96,11 @@ def find_spikes(eigs: np.ndarray, body: tuple[float, float], max_spikes: int | N
 
     1. It lies above the body edge  cut = (1 + EDGE_SLACK) b_body + TW_MARGIN s_TW, where
        b_body = sigma2 (1 + sqrt c)^2 comes from ``body`` = ``fit_body(eigs)`` (quartiles,
-       not extremes) and
-       s_TW is ``tracy_widom_scale``.  A Wishart matrix's top eigenvalue passes this with
-       probability well below 0.1%; a spike above the BBP threshold sits at a fixed
-       distance beyond b, which grows large against s_TW ~ n^(-2/3).
+       not extremes) and s_TW is ``tracy_widom_scale``.  On Gaussian matrices we measured
+       spikes in 0 of 6,000 draws at n = 200 and 800 (c = 0.1, 0.5, 1), and in 4 of 6,000
+       at n = 50.  A spike above the BBP threshold sits at a fixed distance beyond b,
+       which grows large against s_TW ~ n^(-2/3); spikes closer than about 5% to the
+       edge stay in the bulk, where they barely move the statistic.
     2. At most ``max_spikes`` eigenvalues lie above the cut.  A heavy tail puts a
        continuum of eigenvalues there, far more than "a few": then nothing is set aside and
        the whole tail stays in the bulk, where the statistic sees it.

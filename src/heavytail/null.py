@@ -2,16 +2,16 @@
 
 Under the null hypothesis a layer is an n x N matrix of i.i.d. Gaussian entries; its ESD is
 then a real Wishart (Laguerre, beta = 1) spectrum.  The calibrated threshold is the
-(1 - NULL_LEVEL) quantile of the scaled statistic s_hat n^(1/3) / sqrt(ln n) of the full
-pipeline (spike rule, edge fit, exact L1 integral) on such spectra, for each (n, c).
+(1 - NULL_LEVEL) quantile of the scaled statistic T = s_hat n^(1/3) / sqrt(ln n) of the full
+pipeline (spike rule, edge fit, exact L1 integral) on such spectra, for each (n, c),
+estimated as mean + z(n) sd from Monte Carlo draws, with the tail factor z(n) pooled over
+all ratios at that n (``scripts/calibrate_null.py`` says why).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import eigvalsh_tridiagonal
-
-from heavytail._null_table import N_GRID, Q_TABLE, RATIO_GRID
 
 NULL_LEVEL = 1e-3  # false-fire probability of the calibrated rule per layer and epoch
 
@@ -60,6 +60,10 @@ def null_quantile(n: int, ratio: float) -> float:
     rows, because at c near 1 the scaled statistic keeps growing slowly with n (the
     singular lower edge makes the histogram bias decay like M^(-1/2), not 1/M).
     """
+    # imported here, not at the top: scripts/calibrate_null.py regenerates the table and
+    # must run whatever state the table is in
+    from heavytail._null_table import N_GRID, Q_TABLE, RATIO_GRID
+
     if n < 2:
         raise ValueError(f"need n >= 2 eigenvalues, got {n}")
     if not 0.0 < ratio <= 1.0:
