@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The install is redone when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: venv run test test-fast lint bench calibrate clean
+.PHONY: venv run demo test test-fast lint bench bench-training calibrate clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,11 @@ $(STAMP):
 
 venv: $(STAMP)
 
-run: $(STAMP)  ## the default job
+run: $(STAMP)  ## the default run: NN1 on D1(delta = 0.15), quick profile (about a minute)
 	$(PY) scripts/run.py
+
+demo: $(STAMP)  ## the spectral demo on random matrices with known spectra
+	$(PY) scripts/demo_spectra.py
 
 test: $(STAMP)  ## lint + the whole test suite (slow tests included)
 	$(PY) -m ruff check .
@@ -32,6 +35,9 @@ lint: $(STAMP)
 bench: $(STAMP)  ## ours against WeightWatcher 0.7.7 (installs the optional extra)
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) scripts/bench_spectral.py
+
+bench-training: $(STAMP)  ## our training loop against a bare one; monitoring overhead
+	$(PY) scripts/bench_training.py
 
 calibrate: $(STAMP)  ## regenerate the calibrated null table (about 20 min on 2 cores)
 	$(PY) scripts/calibrate_null.py

@@ -1,24 +1,21 @@
-"""Entry point: `python scripts/run.py [key=value ...]` (Hydra, configs/config.yaml).
+"""Spectral demo: `python scripts/demo_spectra.py [--n 300 --N 600 --out outputs/demo]`.
 
-For now the default job is a spectral demo: it draws random matrices whose spectra are known
-(pure noise, planted spikes, a deformed bulk, heavy tails), types each one, prints a table
-and saves the table and an ESD figure in the Hydra run directory.
+Draws random matrices whose spectra are known (pure noise, planted spikes, a deformed bulk,
+heavy tails), types each one, prints a table and saves it with an ESD figure.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
-import tempfile
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 import heavytail as ht
 from heavytail import families
+from htrain.io import write_atomically
 
 DEMO_FAMILIES = {
     "gaussian": families.gaussian,
@@ -31,19 +28,9 @@ DEMO_FAMILIES = {
 }
 
 
-def write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
+def demo(
+    n: int, big_n: int, seed: int, names: list[str], C: float, threshold: str, out_dir: Path
+) -> pd.DataFrame:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,22 +38,21 @@ def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
 
     from heavytail.viz import plot_esd
 
-    n, big_n = int(cfg.demo.n), int(cfg.demo.N)
     if not 2 <= n <= big_n:
-        raise ValueError(f"demo.n and demo.N must satisfy 2 <= n <= N, got n={n}, N={big_n}")
-    unknown = [family for family in cfg.demo.families if family not in DEMO_FAMILIES]
+        raise ValueError(f"--n and --N must satisfy 2 <= n <= N, got n={n}, N={big_n}")
+    unknown = [family for family in names if family not in DEMO_FAMILIES]
     if unknown:
         raise ValueError(
             f"unknown demo family {unknown[0]!r}; choose from {', '.join(DEMO_FAMILIES)}"
         )
-    rng = np.random.default_rng(int(cfg.seed))
+    rng = np.random.default_rng(seed)
     rows, panels = [], []
-    for family in cfg.demo.families:
+    for family in names:
         matrix = DEMO_FAMILIES[family](n, big_n, rng)
         columns = matrix.shape[1]
         eigs = ht.esd(matrix)
-        result = ht.classify(eigs, C=cfg.demo.C, threshold=cfg.demo.threshold, ratio=n / columns)
-        paper = ht.spectral_distance(eigs, C=cfg.demo.C, threshold="paper")
+        result = ht.classify(eigs, C=C, threshold=threshold, ratio=n / columns)
+        paper = ht.spectral_distance(eigs, C=C, threshold="paper")
         rows.append(
             {
                 "family": family,
@@ -75,7 +61,7 @@ def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
                 "type": result.type,
                 "n_spikes": result.n_spikes,
                 "s_hat": result.s_hat,
-                f"threshold_{cfg.demo.threshold}": result.threshold,
+                f"threshold_{threshold}": result.threshold,
                 "fires_paper": paper.fires,
                 "tail_extent": result.tail_extent,
                 "alpha": result.alpha,
@@ -97,16 +83,29 @@ def demo(cfg: DictConfig, out_dir: Path) -> pd.DataFrame:
     return table
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
-def main(cfg: DictConfig) -> None:
-    out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="rows of each matrix (n <= N)")
+    parser.add_argument("--N", type=int, default=600, help="columns")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--C", type=float, default=0.4, help="paper threshold constant")
+    parser.add_argument(
+        "--threshold",
+        default="calibrated",
+        choices=["paper", "calibrated"],
+        help="rule used for the type",
+    )
+    parser.add_argument("--families", nargs="+", default=list(DEMO_FAMILIES))
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     try:
-        table = demo(cfg, out_dir)
-    except ValueError as error:  # bad config or input: one line that says what to fix
+        table = demo(args.n, args.N, args.seed, args.families, args.C, args.threshold, args.out)
+    except ValueError as error:  # bad arguments: one line that says what to fix
         sys.exit(f"error: {error}")
     with pd.option_context("display.width", 160, "display.precision", 3):
         print(table.to_string(index=False))
-    print(f"\nwrote {out_dir / 'spectra.csv'} and {out_dir / 'esd_demo.png'}")
+    print(f"\nwrote {args.out / 'spectra.csv'} and {args.out / 'esd_demo.png'}")
 
 
 if __name__ == "__main__":

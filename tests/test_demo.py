@@ -1,4 +1,4 @@
-"""Smoke test of the default job through the real entry point and the real configs."""
+"""Smoke test of the spectral demo script."""
 
 import subprocess
 import sys
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py"), *overrides],
+        [sys.executable, str(ROOT / "scripts" / "demo_spectra.py"), *overrides],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -19,8 +19,8 @@ def run(*overrides: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_default_job_prints_a_table_and_writes_a_figure(tmp_path):
-    result = run(f"hydra.run.dir={tmp_path}", "demo.n=120", "demo.N=240")
+def test_demo_prints_a_table_and_writes_a_figure(tmp_path):
+    result = run("--out", str(tmp_path), "--n", "120", "--N", "240")
     assert result.returncode == 0, result.stderr
     assert "planted_spikes" in result.stdout
     table = pd.read_csv(tmp_path / "spectra.csv")
@@ -36,8 +36,11 @@ def test_default_job_prints_a_table_and_writes_a_figure(tmp_path):
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
-def test_bad_demo_config_fails_before_work_with_one_clear_line(tmp_path):
-    result = run(f"hydra.run.dir={tmp_path}", "demo.families=[gaussian,cauchy]")
+def test_bad_demo_arguments_fail_before_work_with_one_clear_line(tmp_path):
+    result = run("--out", str(tmp_path), "--families", "gaussian", "cauchy")
     assert result.returncode != 0
-    assert "unknown demo family 'cauchy'" in result.stderr
+    assert result.stderr.strip() == (
+        "error: unknown demo family 'cauchy'; choose from gaussian, gaussian_square, "
+        "planted_spikes, deformed_bulk, student_t2, product_of_3"
+    )
     assert not (tmp_path / "spectra.csv").exists()

@@ -5,6 +5,7 @@ but torch is never imported by the math.
 """
 
 from heavytail.analyze import analyze
+from heavytail.callback import SpectralEarlyStopping
 from heavytail.classify import SPECTRUM_TYPES, SpectrumType, classify
 from heavytail.distance import (
     SpectralDistance,
@@ -24,6 +25,7 @@ __all__ = [
     "MPFit",
     "PowerLawFit",
     "SpectralDistance",
+    "SpectralEarlyStopping",
     "SpectrumType",
     "analyze",
     "classify",

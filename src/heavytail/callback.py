@@ -1,0 +1,142 @@
+"""Spectral early stopping as a framework-neutral callback (no torch import, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from heavytail.distance import THRESHOLD_RULES, SpectralDistance, spectral_distance
+from heavytail.esd import esd, matrix_shape
+
+COMBINE_RULES = ("any", "all")
+
+
+class SpectralEarlyStopping:
+    """Stop training when the spectrum of the monitored layers leaves the MP law.
+
+    Each epoch, for each monitored layer, the paper's statistic s_hat is compared with its
+    threshold (``heavytail.spectral_distance``); a layer *fires* once its criterion has held
+    for ``patience`` consecutive epochs (patience=1, the default, is the paper's "first
+    epoch over the threshold").  Training should stop when ``combine`` of the layers have
+    fired: "any" (the first layer to fire, the paper's reading) or "all".  No validation data
+    is used.
+
+    Parameters mirror Keras' and Lightning's ``EarlyStopping`` where they apply:
+    ``patience``, ``start_from_epoch`` (epochs before it are recorded but never fire) and
+    ``verbose``; plus ``C`` and ``threshold`` ("paper" or "calibrated") for the criterion,
+    ``layers`` (names; None = every Linear / Conv2d layer seen at the first step) and
+    ``conv`` (how conv kernels are turned into matrices, see ``heavytail.esd``).
+
+    Use from any loop::
+
+        stopper = SpectralEarlyStopping(layers=["fc2", "fc3"])
+        for epoch in range(1, epochs + 1):
+            train_one_epoch(model)
+            if stopper.step(model, epoch):
+                break
+        stopper.stop_epoch, stopper.stopped_by, stopper.history
+
+    ``step`` takes a torch module or a mapping name -> weight (numpy or torch, any device).
+    A runner that computes the spectra itself can feed results with ``observe`` instead.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[str] | None = None,
+        C: float = 0.4,
+        threshold: str = "paper",
+        patience: int = 1,
+        start_from_epoch: int = 0,
+        combine: str = "any",
+        conv: str = "flatten",
+        verbose: bool = False,
+    ) -> None:
+        if threshold not in THRESHOLD_RULES:
+            raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
+        if combine not in COMBINE_RULES:
+            raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
+        if int(patience) < 1:
+            raise ValueError(f"patience must be at least 1, got {patience!r}")
+        if not C > 0:
+            raise ValueError(f"C must be a positive number, got {C!r}")
+        self.layers = None if layers is None else list(layers)
+        self.C = float(C)
+        self.threshold = threshold
+        self.patience = int(patience)
+        self.start_from_epoch = int(start_from_epoch)
+        self.combine = combine
+        self.conv = conv
+        self.verbose = verbose
+        self.history: list[dict] = []
+        self.fire_epoch: dict[str, int] = {}  # layer -> epoch at which it fired
+        self.stop_epoch: int | None = None
+        self.stopped_by: list[str] = []
+        self._streak: dict[str, int] = {}
+
+    @property
+    def should_stop(self) -> bool:
+        return self.stop_epoch is not None
+
+    def step(self, model, epoch: int) -> bool:
+        """Compute each monitored layer's statistic from ``model`` at ``epoch``; True to stop."""
+        from heavytail.analyze import weight_layers
+
+        available = weight_layers(model)
+        if self.layers is None:
+            self.layers = [
+                name
+                for name, (kind, _) in available.items()
+                if kind in ("Linear", "Conv2d", "matrix", "conv")
+            ]
+        missing = [name for name in self.layers if name not in available]
+        if missing:
+            raise ValueError(f"monitored layer(s) {missing} not in the model: {list(available)}")
+        results = {}
+        for name in self.layers:
+            weight = available[name][1]
+            n, big_n = matrix_shape(tuple(weight.shape), self.conv)
+            results[name] = spectral_distance(
+                esd(weight, conv=self.conv), C=self.C, threshold=self.threshold, ratio=n / big_n
+            )
+        return self.observe(epoch, results)
+
+    def observe(self, epoch: int, results: Mapping[str, SpectralDistance | None]) -> bool:
+        """Record one epoch of per-layer results; True once training should stop.
+
+        A result of None (a layer whose spectrum could not be computed, e.g. NaN weights)
+        is recorded as not firing and breaks the layer's streak.
+        """
+        if self.layers is None:
+            self.layers = list(results)
+        for name in self.layers:
+            result = results.get(name)
+            over = result is not None and result.fires and epoch >= self.start_from_epoch
+            self._streak[name] = self._streak.get(name, 0) + 1 if over else 0
+            if self._streak[name] >= self.patience and name not in self.fire_epoch:
+                self.fire_epoch[name] = epoch
+                if self.verbose:
+                    print(
+                        f"SpectralEarlyStopping: {name} fired at epoch {epoch} "
+                        f"(s_hat {result.s_hat:.4f} > {result.threshold:.4f})"
+                    )
+            self.history.append(
+                {
+                    "epoch": epoch,
+                    "layer": name,
+                    "s_hat": result.s_hat if result else float("nan"),
+                    "threshold": result.threshold if result else float("nan"),
+                    "over": over,
+                    "streak": self._streak[name],
+                    "fired": name in self.fire_epoch,
+                }
+            )
+        if self.stop_epoch is None:
+            fired_now = [name for name in self.layers if self.fire_epoch.get(name) == epoch]
+            fired = [name for name in self.layers if name in self.fire_epoch]
+            done = bool(fired) if self.combine == "any" else len(fired) == len(self.layers)
+            if done:
+                self.stop_epoch = epoch
+                self.stopped_by = fired_now if self.combine == "any" else fired
+                if self.verbose:
+                    layers = ", ".join(self.stopped_by)
+                    print(f"SpectralEarlyStopping: stop at epoch {epoch} ({layers})")
+        return self.should_stop

@@ -1,0 +1,252 @@
+"""Data sets as in-memory tensors: Gaussian mixtures D1 / D2, MNIST and CIFAR10.
+
+Everything is held as tensors on the training device and batched by index (no DataLoader):
+the data sets are small enough, and this keeps an epoch's cost down to the model's own.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MIXTURE_MEAN_OFFSET = -0.2  # m in D1 (paper.md section 3)
+MNIST_STATS = ((0.1307,), (0.3081,))  # the usual per-channel mean and std of MNIST
+CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / test tensors (x float32, y int64) and what describes the task."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    snr: float | None = None
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+# ---------------------------------------------------------------- Gaussian mixtures
+
+
+def mixture_means(
+    kind: str,
+    K: int,
+    p: int,
+    rng: np.random.Generator,
+    delta: float | None = None,
+    t: float | None = None,
+) -> np.ndarray:
+    """Class means (K x p) of the paper's Gaussian ANOVA data (paper.md section 3).
+
+    D1(delta): a random half I_k of the p coordinates per class; mu_k = m on I_k and
+    m + delta elsewhere, m = -0.2.  D2(t): mu_k = t v_k with (v_k)_j = 1{j = k} - 1/K for
+    j <= K and 0 beyond (a simplex of K points).
+    """
+    if kind == "d1":
+        means = np.full((K, p), MIXTURE_MEAN_OFFSET + delta)
+        for k in range(K):
+            means[k, rng.choice(p, size=p // 2, replace=False)] = MIXTURE_MEAN_OFFSET
+        return means
+    if kind == "d2":
+        means = np.zeros((K, p))
+        means[:, :K] = np.eye(K) - 1.0 / K
+        return t * means
+    raise ValueError(f"unknown mixture {kind!r}; choose d1 or d2")
+
+
+def mixture_snr(means: np.ndarray, sigma: float = 1.0) -> float:
+    """SNR = average over class pairs of ||mu_k - mu_k'|| / sigma (paper.md section 3)."""
+    return float(np.mean([np.linalg.norm(a - b) for a, b in combinations(means, 2)]) / sigma)
+
+
+def parameter_for_snr(kind: str, snr: float, K: int, p: int, rng_seed: int) -> float:
+    """delta (D1) or t (D2) whose means have this SNR: SNR is linear in either, so one
+    evaluation at 1 gives the slope (for D1 with the same random halves as the run)."""
+    # the offset m cancels in differences, so the means at delta = t = 1 give the slope
+    unit = mixture_means(kind, K, p, np.random.default_rng(rng_seed), delta=1.0, t=1.0)
+    return snr / mixture_snr(unit)
+
+
+def gaussian_mixture(
+    kind: str,
+    K: int,
+    p: int,
+    n_per_class: int,
+    n_test_per_class: int,
+    seed: int,
+    delta: float | None = None,
+    t: float | None = None,
+    sigma: float = 1.0,
+) -> Dataset:
+    """h = mu_k + N(0, sigma^2 I_p), n_per_class training and n_test_per_class test points
+    per class, drawn around the same means; everything from one seed."""
+    rng = np.random.default_rng(seed)
+    means = mixture_means(kind, K, p, rng, delta=delta, t=t)
+
+    def draw(per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = np.repeat(np.arange(K), per_class)
+        points = means[labels] + sigma * rng.standard_normal((labels.size, p))
+        return torch.from_numpy(points.astype(np.float32)), torch.from_numpy(labels)
+
+    x_train, y_train = draw(n_per_class)
+    x_test, y_test = draw(n_test_per_class)
+    return Dataset(x_train, y_train, x_test, y_test, K, snr=mixture_snr(means, sigma))
+
+
+# ---------------------------------------------------------------- MNIST and CIFAR10
+
+
+def _normalise(images: torch.Tensor, stats) -> torch.Tensor:
+    mean = torch.tensor(stats[0]).view(1, -1, 1, 1)
+    std = torch.tensor(stats[1]).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def _fit_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre-crop (CIFAR 32 -> 28) or zero-pad (MNIST 28 -> 32) square images to ``size``."""
+    current = images.shape[-1]
+    if current > size:
+        start = (current - size) // 2
+        return images[..., start : start + size, start : start + size]
+    if current < size:
+        pad = (size - current) // 2
+        return torch.nn.functional.pad(images, (pad, size - current - pad) * 2)
+    return images
+
+
+def load_mnist(data_dir: str | Path, download: bool, size: int) -> Dataset:
+    """MNIST through torchvision's reader (``<data_dir>/MNIST/raw/*-ubyte``).
+
+    Pixels scaled to [0, 1] and standardised with the usual mean 0.1307 and std 0.3081;
+    28 x 28, or zero-padded to 32 x 32 for VGG11.
+    """
+    from torchvision.datasets import MNIST
+
+    root = Path(data_dir)
+    try:
+        train = MNIST(root, train=True, download=download)
+        test = MNIST(root, train=False, download=download)
+    except RuntimeError as error:
+        raise FileNotFoundError(
+            f"MNIST not found under {root / 'MNIST' / 'raw'} (the four *-ubyte files); "
+            f"set data.download=true on a machine with internet or copy them there ({error})"
+        ) from None
+
+    def prepare(split) -> torch.Tensor:
+        return _fit_size(_normalise(split.data.unsqueeze(1), MNIST_STATS), size)
+
+    return Dataset(prepare(train), train.targets.long(), prepare(test), test.targets.long(), 10)
+
+
+def read_cifar10_batches(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The standard CIFAR-10 python batches: pickled dicts with b"data" (N x 3072 uint8,
+    channel-major) and b"labels".  Read here rather than by torchvision, whose reader
+    insists on the official checksums and so cannot be exercised on small test files."""
+
+    def read(name: str) -> tuple[np.ndarray, np.ndarray]:
+        with open(folder / name, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        return batch[b"data"].reshape(-1, 3, 32, 32), np.asarray(batch[b"labels"])
+
+    train = [read(name) for name in CIFAR10_FILES[:-1]]
+    x_test, y_test = read(CIFAR10_FILES[-1])
+    return (
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        x_test,
+        y_test,
+    )
+
+
+def load_cifar10(data_dir: str | Path, download: bool, size: int) -> Dataset:
+    """CIFAR-10 from ``<data_dir>/cifar-10-batches-py`` (downloaded by torchvision, with its
+    checksum check, when missing and ``download`` is true).
+
+    Pixels scaled to [0, 1] and standardised per channel with the usual CIFAR-10 means and
+    stds; centre-cropped from 32 x 32 to 28 x 28 for LeNet and MiniAlexNet (no augmentation:
+    the paper mentions none).
+    """
+    root = Path(data_dir)
+    folder = root / "cifar-10-batches-py"
+    if not all((folder / name).exists() for name in CIFAR10_FILES):
+        if not download:
+            raise FileNotFoundError(
+                f"CIFAR-10 not found: put the python batches ({', '.join(CIFAR10_FILES)}) in "
+                f"{folder}, or set data.download=true on a machine with internet"
+            )
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(root, train=True, download=True)
+        except Exception as error:  # no network, proxy refusal, bad archive...
+            raise FileNotFoundError(
+                f"CIFAR-10 could not be downloaded to {folder} ({error}); copy the python "
+                "batches there by hand"
+            ) from None
+    x_train, y_train, x_test, y_test = read_cifar10_batches(folder)
+
+    def prepare(images: np.ndarray) -> torch.Tensor:
+        return _fit_size(_normalise(torch.from_numpy(images), CIFAR10_STATS), size)
+
+    return Dataset(
+        prepare(x_train),
+        torch.from_numpy(y_train).long(),
+        prepare(x_test),
+        torch.from_numpy(y_test).long(),
+        10,
+    )
+
+
+# ---------------------------------------------------------------- splits and batches
+
+
+def hold_out(data: Dataset, fraction: float, seed: int) -> Dataset:
+    """Move a random ``fraction`` of the training set to (x_val, y_val)."""
+    if fraction == 0:
+        return data
+    if not 0 < fraction < 1:
+        raise ValueError(f"data.val_fraction must be in [0, 1), got {fraction}")
+    order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed))
+    n_val = round(fraction * len(order))
+    val, train = order[:n_val], order[n_val:]
+    return Dataset(
+        data.x_train[train],
+        data.y_train[train],
+        data.x_test,
+        data.y_test,
+        data.num_classes,
+        data.snr,
+        data.x_train[val],
+        data.y_train[val],
+    )
+
+
+def batches(size: int, batch_size: int, generator: torch.Generator, device) -> list[torch.Tensor]:
+    """Index tensors of one shuffled epoch (the last batch may be smaller)."""
+    order = torch.randperm(size, generator=generator).to(device)
+    return list(order.split(batch_size))
+
+
+def class_subset(
+    x: torch.Tensor, y: torch.Tensor, per_class: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``per_class`` examples of each class in a seeded shuffle (all if None)."""
+    if per_class is None:
+        return x, y
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    keep = torch.cat([order[y[order] == label][:per_class] for label in torch.unique(y)])
+    keep = keep.sort().values
+    return x[keep], y[keep]

@@ -1,0 +1,242 @@
+"""The experiment runner through the real configs: every experiment, outputs, resume,
+divergence and bad configs."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from htrain.train import run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
+OUTPUTS = (
+    "config.yaml",
+    "metrics.csv",
+    "spectral.csv",
+    "eigenvalues.npz",
+    "summary.json",
+    "checkpoint.pt",
+    "esd_final.png",
+    "done",
+)
+
+
+def load_runner():
+    spec = importlib.util.spec_from_file_location("run_script", ROOT / "scripts" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = load_runner()
+
+
+def config(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def run_script(*overrides: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run.py"), "train.progress=false", *overrides],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        **kwargs,
+    )
+
+
+def test_there_are_the_paper_experiments():
+    expected = {
+        "gmm_nn1_d1",
+        "gmm_nn1_d2",
+        "gmm_nn2_d1",
+        "gmm_nn2_d2",
+        "mnist_lenet",
+        "mnist_minialexnet",
+        "mnist_vgg11",
+        "cifar10_lenet",
+        "cifar10_minialexnet",
+        "cifar10_vgg11",
+        "mnist",
+        "cifar10",
+    }
+    assert expected <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_each_experiment_runs_one_epoch_on_tiny_data(experiment, data_dir, tmp_path):
+    # with the files in place torchvision finds them and downloads nothing
+    cfg = config(
+        f"experiment={experiment}",
+        "profile=smoke",
+        f"paths.data_dir={data_dir}",
+    )
+    assert cfg.train.epochs == 1
+    train = runner.train_config(cfg)
+    data = runner.load_data(cfg)
+    summary = run_training(tmp_path / "run", data, train, progress=False)
+    assert summary["status"] == "finished" and summary["epochs_run"] == 1
+    spectral = pd.read_csv(tmp_path / "run" / "spectral.csv")
+    assert set(spectral["layer"]) == set(train.layers)
+    assert set(spectral["epoch"]) == {0, 1}
+    for column in (
+        "n",
+        "N",
+        "ratio",
+        "sigma2",
+        "n_spikes",
+        "s_hat",
+        "threshold_paper_C0.4",
+        "threshold_paper_C0.6",
+        "threshold_calibrated",
+        "fires_calibrated",
+        "type",
+    ):
+        assert column in spectral.columns
+    eigenvalues = np.load(tmp_path / "run" / "eigenvalues.npz")
+    assert f"{train.layers[0]}/1" in eigenvalues.files
+
+
+def test_the_default_command_writes_every_output(tmp_path):
+    result = run_script("profile=smoke", f"paths.output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("gmm_d1-nn1-")
+    for name in OUTPUTS:
+        assert (run_dir / name).exists(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["snr"] > 0
+    assert "calibrated" in result.stdout and "status: finished" in result.stdout
+    # the same command again finds the finished run instead of training a new one
+    again = run_script("profile=smoke", f"paths.output_dir={tmp_path}")
+    assert again.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 1
+
+
+@pytest.mark.slow
+def test_the_default_run_shows_the_phenomenon(tmp_path):
+    started = time.time()
+    result = run_script(f"paths.output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["rules"]["paper_C0.4"]["stop_epoch"] is not None
+    assert summary["rules"]["calibrated"]["stop_epoch"] is not None
+    print(f"default run: {time.time() - started:.0f} s")
+
+
+RESUME = ("data.n_per_class=600", "data.n_test_per_class=50", "train.epochs=6")
+
+
+def comparable(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    metrics = pd.read_csv(run_dir / "metrics.csv").drop(columns=["wall_time_s", "spectra_time_s"])
+    return metrics, pd.read_csv(run_dir / "spectral.csv")
+
+
+def test_a_killed_run_resumes_and_ends_with_the_same_numbers(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_script(*RESUME, f"paths.output_dir={whole}").returncode == 0
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run.py"),
+            "train.progress=false",
+            *RESUME,
+            f"paths.output_dir={killed}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it once epoch 2 is on disk
+        found = list(killed.glob("runs/*/metrics.csv"))
+        if found and len(pd.read_csv(found[0])) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    (run_dir,) = (killed / "runs").iterdir()
+    assert not (run_dir / "done").exists()
+    assert len(pd.read_csv(run_dir / "metrics.csv")) < 7
+    assert run_script(*RESUME, f"paths.output_dir={killed}").returncode == 0
+    (reference,) = (whole / "runs").iterdir()
+    assert reference.name == run_dir.name  # same config, same run name
+    for ours, theirs in zip(comparable(run_dir), comparable(reference), strict=True):
+        pd.testing.assert_frame_equal(ours, theirs)
+
+
+def test_a_diverging_run_stops_cleanly_and_keeps_its_history(tmp_path):
+    cfg = config("profile=smoke", "data.n_per_class=200", "optim.lr=1e6", "train.epochs=5")
+    summary = run_training(
+        tmp_path / "run", runner.load_data(cfg), runner.train_config(cfg), progress=False
+    )
+    assert summary["status"] == "diverged"
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert len(metrics) >= 2 and metrics["epoch"].iloc[0] == 0
+    spectral = pd.read_csv(tmp_path / "run" / "spectral.csv")
+    last = spectral[spectral["epoch"] == spectral["epoch"].max()]
+    assert last["skipped"].str.contains("NaN or inf").all()
+    assert (tmp_path / "run" / "done").read_text().strip() == "diverged"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("data.K=1",), "data.K must be at least 2"),
+        (("data.delta=-0.5",), "data.delta must be a non-negative number"),
+        (("data.snr=-1",), "data.snr must be non-negative"),
+        (("train.batch_size=0",), "train.batch_size must be positive"),
+        (("spectra.layers=[fc9]",), "monitored layer 'fc9' is not in the model"),
+        (("experiment=cifar10_lenet", "data.size=32"), "cannot take inputs of shape (3, 32, 32)"),
+        (("model.name=resnet",), "unknown model 'resnet'"),
+        (("early_stop.action=halt",), "early_stop.action must be record or stop"),
+    ],
+)
+def test_bad_configs_fail_before_training_with_one_line(overrides, message, data_dir, tmp_path):
+    result = run_script(
+        "profile=smoke",
+        f"paths.data_dir={data_dir}",
+        f"paths.output_dir={tmp_path}",
+        *overrides,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not list(tmp_path.glob("runs/*/metrics.csv"))
+
+
+def test_missing_real_data_says_where_the_files_go(tmp_path):
+    result = run_script(
+        "experiment=cifar10",
+        "profile=smoke",
+        f"paths.data_dir={tmp_path}",
+        "data.download=false",
+        f"paths.output_dir={tmp_path / 'out'}",
+    )
+    assert result.returncode != 0
+    assert f"{tmp_path / 'cifar-10-batches-py'}" in result.stderr
+
+
+def test_snr_sets_the_difficulty_parameter():
+    cfg = config("profile=smoke", "experiment=gmm_nn1_d2", "data.snr=2.0")
+    assert runner.load_data(cfg).snr == pytest.approx(2.0)
+    cfg = config("profile=smoke", "experiment=gmm_nn1_d1", "data.snr=1.5")
+    assert runner.load_data(cfg).snr == pytest.approx(1.5)
+
+
+def test_validation_split_is_held_out_of_training():
+    cfg = config("profile=smoke", "data.n_per_class=50", "data.val_fraction=0.2")
+    data = runner.load_data(cfg)
+    assert len(data.y_train) == 320 and len(data.y_val) == 80
