@@ -240,3 +240,27 @@ def test_validation_split_is_held_out_of_training():
     cfg = config("profile=smoke", "data.n_per_class=50", "data.val_fraction=0.2")
     data = runner.load_data(cfg)
     assert len(data.y_train) == 320 and len(data.y_val) == 80
+
+
+def test_action_stop_really_stops_and_record_trains_on(tmp_path):
+    # a tiny C makes the paper rule fire at the first monitored epoch
+    overrides = (
+        "profile=smoke",
+        "data.n_per_class=100",
+        "train.epochs=4",
+        "spectra.C=[0.001,0.6]",
+        "early_stop.C=0.001",
+    )
+    stop = config(*overrides, "early_stop.action=stop")
+    summary = run_training(
+        tmp_path / "stop", runner.load_data(stop), runner.train_config(stop), progress=False
+    )
+    assert summary["status"] == "stopped" and summary["epochs_run"] == 1
+    assert summary["rules"]["paper_C0.001"]["stop_epoch"] == 1
+    record = config(*overrides)
+    summary = run_training(
+        tmp_path / "record", runner.load_data(record), runner.train_config(record), progress=False
+    )
+    assert summary["status"] == "finished" and summary["epochs_run"] == 4
+    assert summary["rules"]["paper_C0.001"]["stop_epoch"] == 1
+    assert summary["rules"]["paper_C0.001"]["test_acc_at_fire"]["fc2"] is not None

@@ -34,6 +34,7 @@ def plot_esd(ax, eigs, result: SpectrumType, title: str | None = None, bins: int
             label=f"{fit.n_spikes} spikes",
         )
     ax.set_xlim(0.0, 1.05 * values[-1])
+    ax.ticklabel_format(axis="both", style="sci", scilimits=(-2, 3))  # tiny eigenvalues
     ax.set_xlabel("eigenvalue of W W^T / N")
     ax.set_ylabel("density")
     verdict = ">" if result.fires else "<="
