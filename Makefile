@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[experiments,dev]"
+	$(PY) -m pip install --quiet -e ".[experiments,dev,sweeps]"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 # keys that do not change a run's numbers, left out of its name
-NOT_IN_RUN_NAME = {"train": ("progress", "device")}
+NOT_IN_RUN_NAME = {"train": ("progress", "device", "threads")}
 
 
 def run_name(*, _root_: DictConfig) -> str:
@@ -140,6 +140,10 @@ def main(cfg: DictConfig) -> None:
     from htrain.train import run_training
 
     out_dir = Path(hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    if cfg.train.threads:
+        import torch
+
+        torch.set_num_threads(int(cfg.train.threads))  # parallel jobs must not oversubscribe
     try:
         config = train_config(cfg)
         config.check()

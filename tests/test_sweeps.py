@@ -1,0 +1,197 @@
+"""Committed grids, launchers, interrupt-and-resume, and collect."""
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = sorted(path.stem for path in (ROOT / "configs" / "sweep").glob("*.yaml"))
+PANELS = {"nn1_d1": "data.delta", "nn1_d2": "data.t", "nn2_d1": "data.delta", "nn2_d2": "data.t"}
+SMALL_GRID = ("data.delta=0,2.0", "data.K=2,8", "seed=0")
+
+
+def load_collect():
+    spec = importlib.util.spec_from_file_location("collect", ROOT / "scripts" / "collect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.collect
+
+
+collect = load_collect()
+
+
+def sweep(*overrides: str, output: Path, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run.py"),
+            "train.progress=false",
+            f"paths.output_dir={output}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        **kwargs,
+    )
+
+
+def grid(name: str) -> dict[str, list[str]]:
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"sweep={name}"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep_name == name
+    return {key: str(value).split(",") for key, value in cfg.hydra.sweeper.params.items()}
+
+
+@pytest.mark.parametrize("name", sorted(PANELS))
+def test_panel_grids_cover_the_paper_range(name):
+    params = grid(name)
+    values = [float(v) for v in params[PANELS[name]]]
+    assert len(values) >= 9 and min(values) == 0
+    assert params["data.K"] == ["2", "5", "8"] and len(params["seed"]) >= 3
+
+
+def test_batch_and_real_data_grids():
+    for name in ("batch_nn1_d1", "batch_nn2_d2"):
+        assert grid(name)["train.batch_size"] == ["32", "64", "256"]
+    real = grid("real")
+    assert real["data"] == ["mnist", "cifar10"]
+    assert real["model"] == ["lenet", "minialexnet", "vgg11"]
+    assert real["train.batch_size"] == ["16", "32", "64", "128", "256"]
+
+
+def comparable(tables: dict) -> list[pd.DataFrame]:
+    runs = tables["runs"].sort_values("run").reset_index(drop=True)
+    epochs = tables["epochs"].drop(columns=["wall_time_s", "spectra_time_s"])
+    epochs = epochs.sort_values(["run", "epoch"]).reset_index(drop=True)
+    spectral = tables["spectral"].sort_values(["run", "epoch", "layer"]).reset_index(drop=True)
+    return [runs, epochs, spectral]
+
+
+def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
+    result = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path)
+    assert result.returncode == 0, result.stderr
+    tables = collect(tmp_path / "sweeps" / "nn1_d1", tmp_path / "results")
+    runs = tables["runs"]
+    assert len(runs) == 4 and tables["problems"].empty
+    assert set(runs["data.K"]) == {2, 8} and set(runs["data.delta"]) == {0.0, 2.0}
+    assert (runs["status"] == "finished").all()
+    assert {"fire_epoch_paper_C0.4_fc2", "final_type_fc3", "snr", "seed"} <= set(runs.columns)
+    spectral = pd.read_parquet(tmp_path / "results" / "spectral.parquet")
+    assert len(spectral) == 4 * 2 * 2  # runs x epochs (0 and 1) x layers
+    assert (tmp_path / "results" / "epochs.csv").exists()
+
+
+RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=500", "train.epochs=3", *SMALL_GRID)
+
+
+def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert sweep(*RESUMABLE, output=whole).returncode == 0
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run.py"),
+            "train.progress=false",
+            f"paths.output_dir={cut}",
+            *RESUMABLE,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cut.glob("sweeps/*/*/done"))) < 2:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {path.parent.name: path.stat().st_mtime_ns for path in cut.glob("sweeps/*/*/done")}
+    assert 2 <= len(finished) < 4
+    assert sweep(*RESUMABLE, output=cut).returncode == 0
+    for run, stamp in finished.items():  # finished runs were not trained again
+        assert (cut / "sweeps" / "nn1_d1" / run / "done").stat().st_mtime_ns == stamp
+    ours = collect(cut / "sweeps" / "nn1_d1", tmp_path / "results_cut")
+    reference = collect(whole / "sweeps" / "nn1_d1", tmp_path / "results_whole")
+    assert ours["problems"].empty
+    for mine, theirs in zip(comparable(ours), comparable(reference), strict=True):
+        pd.testing.assert_frame_equal(mine, theirs)
+
+
+def test_collect_lists_incomplete_diverged_and_malformed_runs(tmp_path):
+    assert (
+        sweep(
+            "sweep=nn1_d1",
+            "profile=smoke",
+            "data.delta=0",
+            "data.K=2",
+            "seed=0,1",
+            "data.n_per_class=200",
+            "train.epochs=3",
+            "optim.lr=0.01,1e6",
+            output=tmp_path,
+        ).returncode
+        == 0
+    )
+    runs_dir = tmp_path / "sweeps" / "nn1_d1"
+    healthy = [
+        run for run in sorted(runs_dir.glob("gmm*")) if "finished" in (run / "done").read_text()
+    ]
+    incomplete, malformed = healthy  # the two lr = 0.01 runs
+    (incomplete / "done").unlink()
+    spectral = pd.read_csv(malformed / "spectral.csv").drop(columns=["s_hat"])
+    spectral.to_csv(malformed / "spectral.csv", index=False)
+    tables = collect(runs_dir, tmp_path / "results")
+    problems = dict(zip(tables["problems"]["run"], tables["problems"]["problem"], strict=True))
+    assert problems[incomplete.name].startswith("incomplete")
+    assert "spectral.csv lacks ['s_hat']" in problems[malformed.name]
+    assert any(text.startswith("diverged") for text in problems.values())
+    assert len(tables["runs"]) == 2  # the diverged run stays in the tables
+
+
+def test_local_launcher_runs_jobs_in_parallel_with_the_same_results(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    serial = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path / "serial")
+    parallel = sweep(
+        "sweep=nn1_d1", "profile=smoke", "launcher=local", *SMALL_GRID, output=tmp_path / "parallel"
+    )
+    assert serial.returncode == 0 and parallel.returncode == 0, parallel.stderr
+    assert "Joblib.Parallel(n_jobs=2" in parallel.stderr + parallel.stdout
+    first = collect(tmp_path / "serial" / "sweeps" / "nn1_d1", tmp_path / "r1")
+    second = collect(tmp_path / "parallel" / "sweeps" / "nn1_d1", tmp_path / "r2")
+    pd.testing.assert_frame_equal(comparable(first)[0], comparable(second)[0])
+
+
+def test_submitit_launcher_with_its_local_executor(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = sweep(
+        "sweep=nn1_d1",
+        "profile=smoke",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+        "data.delta=0.5",
+        "data.K=2,5",
+        "seed=0",
+        output=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list(tmp_path.glob("sweeps/nn1_d1/*/done"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_committed_grid_launches(name, data_dir, tmp_path):
+    result = sweep(f"sweep={name}", "profile=smoke", f"paths.data_dir={data_dir}", output=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = 1
+    for values in grid(name).values():
+        expected *= len(values)
+    assert len(list(tmp_path.glob(f"sweeps/{name}/*/done"))) == expected
