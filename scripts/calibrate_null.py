@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from heavytail.null import NULL_LEVEL, null_statistics
+from htrain.io import write_text
 
 N_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 RATIO_GRID = (
@@ -62,13 +62,6 @@ def draws_for(n: int, quick: bool) -> int:
 def cell(args: tuple[int, float, int, int]) -> tuple[int, float, np.ndarray]:
     n, ratio, draws, seed = args
     return n, ratio, null_statistics(n, ratio, draws, seed=seed)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -126,7 +119,7 @@ def main() -> None:
         ")",
         "",
     ]
-    write_atomically(TABLE, "\n".join(lines))
+    write_text(TABLE, "\n".join(lines))
     print(f"wrote {TABLE} in {time.time() - start:.0f} s")
 
 

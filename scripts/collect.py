@@ -23,21 +23,8 @@ import pandas as pd
 import yaml
 
 from htrain.io import write_atomically
+from htrain.train import METRICS_COLUMNS, SPECTRAL_COLUMNS
 
-METRICS_COLUMNS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "wall_time_s"}
-SPECTRAL_COLUMNS = {
-    "epoch",
-    "layer",
-    "n",
-    "N",
-    "ratio",
-    "sigma2",
-    "n_spikes",
-    "s_hat",
-    "type",
-    "threshold_calibrated",
-    "fires_calibrated",
-}
 SUMMARY_KEYS = {"status", "snr", "epochs_run", "rules", "final_test_acc", "final_types"}
 # always in runs.csv when present, whether or not they vary
 DESCRIPTIVE = (
@@ -83,8 +70,8 @@ def read_run(run_dir: Path) -> tuple[dict | None, str | None]:
         return None, f"malformed: {error}"
     for name, have, need in (
         ("summary.json", set(summary), SUMMARY_KEYS),
-        ("metrics.csv", set(metrics.columns), METRICS_COLUMNS),
-        ("spectral.csv", set(spectral.columns), SPECTRAL_COLUMNS),
+        ("metrics.csv", set(metrics.columns), set(METRICS_COLUMNS)),
+        ("spectral.csv", set(spectral.columns), set(SPECTRAL_COLUMNS)),
     ):
         missing = need - have
         if missing and not (name == "spectral.csv" and summary.get("status") == "diverged"):

@@ -3,21 +3,17 @@ divergence and bad configs."""
 
 import importlib.util
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ROOT, kill_when, run_command, run_script
 from hydra import compose, initialize_config_dir
 
-from htrain.train import run_training
+from htrain.train import SPECTRAL_COLUMNS, run_training
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
 OUTPUTS = (
     "config.yaml",
@@ -44,17 +40,6 @@ runner = load_runner()
 def config(*overrides: str):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
-
-
-def run_script(*overrides: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "run.py"), "train.progress=false", *overrides],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        **kwargs,
-    )
 
 
 def test_there_are_the_paper_experiments():
@@ -91,19 +76,7 @@ def test_each_experiment_runs_one_epoch_on_tiny_data(experiment, data_dir, tmp_p
     spectral = pd.read_csv(tmp_path / "run" / "spectral.csv")
     assert set(spectral["layer"]) == set(train.layers)
     assert set(spectral["epoch"]) == {0, 1}
-    for column in (
-        "n",
-        "N",
-        "ratio",
-        "sigma2",
-        "n_spikes",
-        "s_hat",
-        "threshold_paper_C0.4",
-        "threshold_paper_C0.6",
-        "threshold_calibrated",
-        "fires_calibrated",
-        "type",
-    ):
+    for column in (*SPECTRAL_COLUMNS, "threshold_paper_C0.4", "threshold_paper_C0.6"):
         assert column in spectral.columns
     eigenvalues = np.load(tmp_path / "run" / "eigenvalues.npz")
     assert f"{train.layers[0]}/1" in eigenvalues.files
@@ -147,26 +120,12 @@ def comparable(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_a_killed_run_resumes_and_ends_with_the_same_numbers(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_script(*RESUME, f"paths.output_dir={whole}").returncode == 0
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "run.py"),
-            "train.progress=false",
-            *RESUME,
-            f"paths.output_dir={killed}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill it once epoch 2 is on disk
+
+    def epoch_two_on_disk() -> bool:
         found = list(killed.glob("runs/*/metrics.csv"))
-        if found and len(pd.read_csv(found[0])) >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+        return bool(found) and len(pd.read_csv(found[0])) >= 3
+
+    kill_when(run_command(*RESUME, f"paths.output_dir={killed}"), epoch_two_on_disk)
     (run_dir,) = (killed / "runs").iterdir()
     assert not (run_dir / "done").exists()
     assert len(pd.read_csv(run_dir / "metrics.csv")) < 7

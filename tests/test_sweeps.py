@@ -1,18 +1,14 @@
 """Committed grids, launchers, interrupt-and-resume, and collect."""
 
 import importlib.util
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import ROOT, kill_when, run_command, run_script
 from hydra import compose, initialize_config_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted(path.stem for path in (ROOT / "configs" / "sweep").glob("*.yaml"))
 PANELS = {"nn1_d1": "data.delta", "nn1_d2": "data.t", "nn2_d1": "data.delta", "nn2_d2": "data.t"}
 SMALL_GRID = ("data.delta=0,2.0", "data.K=2,8", "seed=0")
@@ -28,21 +24,8 @@ def load_collect():
 collect = load_collect()
 
 
-def sweep(*overrides: str, output: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "run.py"),
-            "train.progress=false",
-            f"paths.output_dir={output}",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-        **kwargs,
-    )
+def sweep(*overrides: str, output: Path) -> subprocess.CompletedProcess:
+    return run_script(f"paths.output_dir={output}", *overrides)
 
 
 def grid(name: str) -> dict[str, list[str]]:
@@ -97,23 +80,10 @@ RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=500", "train.epo
 def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert sweep(*RESUMABLE, output=whole).returncode == 0
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "run.py"),
-            "train.progress=false",
-            f"paths.output_dir={cut}",
-            *RESUMABLE,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    kill_when(
+        run_command(f"paths.output_dir={cut}", *RESUMABLE),
+        lambda: len(list(cut.glob("sweeps/*/*/done"))) >= 2,
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(cut.glob("sweeps/*/*/done"))) < 2:
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
     finished = {path.parent.name: path.stat().st_mtime_ns for path in cut.glob("sweeps/*/*/done")}
     assert 2 <= len(finished) < 4
     assert sweep(*RESUMABLE, output=cut).returncode == 0

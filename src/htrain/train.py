@@ -27,6 +27,34 @@ from htrain.data import Dataset, batches
 from htrain.io import write_atomically, write_json, write_text
 from htrain.models import build_model, check_layers
 
+# Columns every metrics.csv and spectral.csv has (collect.py checks runs against them);
+# spectral.csv also has threshold_<rule> and fires_<rule> for each rule in spectra.C.
+METRICS_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "spectra_time_s",
+    "wall_time_s",
+)
+SPECTRAL_COLUMNS = (
+    "epoch",
+    "layer",
+    "n",
+    "N",
+    "ratio",
+    "sigma2",
+    "n_spikes",
+    "s_hat",
+    "type",
+    "tail_extent",
+    "alpha",
+    "skipped",
+    "threshold_calibrated",
+    "fires_calibrated",
+)
+
 
 @dataclass(frozen=True)
 class StopRule:

@@ -1,0 +1,35 @@
+"""Running scripts/run.py as a user does, and killing it part-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_command(*overrides: str) -> list[str]:
+    return [sys.executable, str(ROOT / "scripts" / "run.py"), "train.progress=false", *overrides]
+
+
+def run_script(*overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        run_command(*overrides), capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:
+    """Start ``command``, SIGKILL it as soon as ``ready()`` holds (or at the timeout)."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + timeout
+    while time.time() < deadline and not ready():
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
