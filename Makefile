@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The install is redone when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: venv run demo test test-fast lint bench bench-training calibrate clean
+.PHONY: venv run demo test test-fast lint bench bench-training calibrate figures results-quick null-table clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ bench-training: $(STAMP)  ## our training loop against a bare one; monitoring ov
 
 calibrate: $(STAMP)  ## regenerate the calibrated null table (about 20 min on 2 cores)
 	$(PY) scripts/calibrate_null.py
+
+figures: $(STAMP)  ## every table and figure from the committed results/ (no training, ~1 min)
+	$(PY) scripts/tables.py
+	$(PY) scripts/figures.py
+	$(PY) scripts/compare.py
+
+results-quick: $(STAMP)  ## re-run every committed quick-profile sweep and collect it (hours)
+	PY=$(PY) bash scripts/quick_results.sh
+
+null-table: $(STAMP)  ## the null-statistic draws behind results/figures/null_statistic.png (~2 min)
+	$(PY) scripts/null_check.py --draws 50 --out results/null/null_statistic.csv
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""Regenerate the figures from collected tables: `python scripts/figures.py [NAME ...]`.
+
+NAME is one or more of: types (Figure 2.13, one per synthetic panel), batch (Figure 2.14),
+null (Figure 3.1, extended), esd (ESD panels, Figures 2.1-2.12 style), shat (s_hat over
+epochs), evolution (the ESD over epochs); none = all.  Reads only results/ (runs.csv,
+spectral.parquet, epochs.csv, esd.parquet, null/null_statistic.csv); trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from htrain import figures as fig
+from htrain.io import write_atomically
+from htrain.report import PANELS, difficulty_column
+
+FIGURES = ("types", "batch", "null", "esd", "shat", "evolution")
+BATCH_SWEEPS = ("batch_nn1_d1", "batch_nn2_d2")
+
+
+def save(figure, path: Path) -> None:
+    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
+    print(f"wrote {path}")
+
+
+def read_runs(folder: Path) -> pd.DataFrame:
+    runs = pd.read_csv(folder / "runs.csv")
+    needed = {"run", "data.kind", "data.K", "final_test_acc"}
+    missing = needed - set(runs.columns)
+    if missing:
+        raise ValueError(
+            f"{folder / 'runs.csv'} lacks {sorted(missing)}: re-run scripts/collect.py"
+        )
+    return runs
+
+
+def panel_figures(name: str, folder: Path, out: Path, wanted: set[str]) -> None:
+    runs = read_runs(folder)
+    if "types" in wanted:
+        title = f"{name}: final spectrum type per layer ({len(runs)} runs, seeds pooled)"
+        save(
+            fig.types_figure(runs, difficulty_column(runs), "data.K", title),
+            out / f"types_{name}.png",
+        )
+    showcase = {"esd", "shat", "evolution"} & wanted
+    if not showcase:
+        return
+    if not (folder / "esd.parquet").exists():
+        print(f"skip {name}: no esd.parquet (collect with --esd to keep eigenvalues)")
+        return
+    esd = pd.read_parquet(folder / "esd.parquet")
+    spectral = pd.read_parquet(folder / "spectral.parquet")
+    layers = list(dict.fromkeys(esd["layer"]))
+    if "esd" in wanted:
+        last = int(esd["epoch"].max())
+        epochs = sorted({0, min(5, last), min(20, last), last})
+        for layer in layers:
+            save(
+                fig.esd_panels(esd, spectral, runs, layer, epochs), out / f"esd_{name}_{layer}.png"
+            )
+    if "shat" in wanted:
+        epochs_table = pd.read_csv(folder / "epochs.csv")
+        chosen = list(dict.fromkeys(esd["run"]))
+        save(fig.shat_figure(spectral, epochs_table, runs, chosen), out / f"shat_{name}.png")
+    if "evolution" in wanted:
+        for layer in layers:
+            save(fig.evolution_figure(esd, runs, layer), out / f"evolution_{name}_{layer}.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {FIGURES}")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--out", type=Path, help="default: RESULTS/figures")
+    args = parser.parse_args()
+    unknown = sorted(set(args.names) - set(FIGURES))
+    if unknown:
+        sys.exit(f"error: unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+    wanted = set(args.names or FIGURES)
+    out = args.out or args.results / "figures"
+    try:
+        found = [p for p in PANELS if (args.results / p / "runs.csv").exists()]
+        for name in found:
+            panel_figures(name, args.results / name, out, wanted)
+        if "batch" in wanted:
+            for name in BATCH_SWEEPS:
+                if (args.results / name / "runs.csv").exists():
+                    runs = read_runs(args.results / name)
+                    title = f"{name}: final type per layer against batch size ({len(runs)} runs)"
+                    figure = fig.types_figure(
+                        runs, difficulty_column(runs), "train.batch_size", title
+                    )
+                    save(figure, out / f"types_{name}.png")
+        if "null" in wanted:
+            null_path = args.results / "null" / "null_statistic.csv"
+            if null_path.exists():
+                save(fig.null_figure(pd.read_csv(null_path)), out / "null_statistic.png")
+            else:
+                print(f"skip null: no {null_path} (python scripts/null_check.py --out {null_path})")
+        if not found and wanted - {"null", "batch"}:
+            print(f"no panel results under {args.results} ({', '.join(PANELS)})")
+    except (OSError, ValueError, KeyError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

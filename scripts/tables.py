@@ -1,0 +1,72 @@
+"""Early-stopping tables in the paper's form, ours beside its numbers:
+`python scripts/tables.py [--results results] [--out results/tables]`.
+
+For each rule (paper C = 0.4 and 0.6, calibrated) writes early_stopping_<rule>.csv and .md:
+the paper's settings (K = 8) of every synthetic panel found under results/, seeds pooled.
+Also trend.csv: Figure 2.13 in numbers (share of HT and of BT-or-HT final types per setting),
+and difficulty_bands.csv/.md: per panel, runs grouped by final test accuracy, how often each
+rule fired and how often the final spectrum is not LT.
+Reads only results/<panel>/runs.csv; trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from htrain.io import write_atomically, write_text
+from htrain.report import (
+    PANELS,
+    RULES,
+    difficulty_bands,
+    early_stopping_table,
+    markdown_bands,
+    markdown_early_stopping,
+    trend_table,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--out", type=Path, help="default: RESULTS/tables")
+    args = parser.parse_args()
+    out = args.out or args.results / "tables"
+    panels = {p: args.results / p / "runs.csv" for p in PANELS}
+    panels = {p: path for p, path in panels.items() if path.exists()}
+    if not panels:
+        sys.exit(
+            f"error: no panel runs.csv under {args.results} ({', '.join(PANELS)}); collect first"
+        )
+    try:
+        runs = {panel: pd.read_csv(path) for panel, path in panels.items()}
+        for rule in RULES:
+            table = pd.concat(
+                [early_stopping_table(frame, panel, rule) for panel, frame in runs.items()],
+                ignore_index=True,
+            )
+            write_atomically(
+                out / f"early_stopping_{rule}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False)
+            )
+            write_text(out / f"early_stopping_{rule}.md", markdown_early_stopping(table, rule))
+            print(f"wrote {out}/early_stopping_{rule}.csv and .md ({len(table)} settings)")
+        trend = pd.concat(
+            [trend_table(frame, panel) for panel, frame in runs.items()], ignore_index=True
+        )
+        write_atomically(out / "trend.csv", lambda tmp: trend.to_csv(tmp, index=False))
+        print(f"wrote {out}/trend.csv")
+        bands = pd.concat(
+            [difficulty_bands(frame, panel) for panel, frame in runs.items()], ignore_index=True
+        )
+        write_atomically(out / "difficulty_bands.csv", lambda tmp: bands.to_csv(tmp, index=False))
+        write_text(out / "difficulty_bands.md", markdown_bands(bands))
+        print(f"wrote {out}/difficulty_bands.csv and .md")
+    except (KeyError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Stopping rules applied after the fact to record-mode runs, and how they compare.
+
+Record mode trains every run to its last epoch and logs, each epoch, the test (and, with a
+validation split, validation) loss and accuracy, and per monitored layer s_hat and every
+rule's threshold.  A rule that decides from the epochs seen so far stops at the same epoch
+whether it runs live or over the log, and the model it reports is one whose test accuracy
+the log holds; so all rules are evaluated on the very same trajectories.  The spectral rules
+are replayed through ``heavytail.SpectralEarlyStopping.observe`` itself, and the tests check
+the replay against live runs with ``early_stop.action=stop``.
+
+Pure functions over the collected tables (epochs.csv, spectral.parquet); no files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pandas as pd
+
+from heavytail import SpectralEarlyStopping
+
+EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A stopping rule.  kind: "spectral" (threshold = paper_C0.4 | paper_C0.6 | calibrated,
+    combine = any | all | widest), "validation" (Keras EarlyStopping on val_loss with
+    restore_best_weights) or "none" (train to the end)."""
+
+    name: str
+    kind: str
+    threshold: str = ""
+    patience: int = 1
+    combine: str = "any"
+
+
+MAIN_RULES = (
+    Rule("spectral C=0.4", "spectral", "paper_C0.4"),
+    Rule("spectral C=0.6", "spectral", "paper_C0.6"),
+    Rule("spectral calibrated", "spectral", "calibrated"),
+    Rule("validation p=5", "validation", patience=5),
+    Rule("validation p=10", "validation", patience=10),
+    Rule("no early stopping", "none"),
+)
+VARIANT_RULES = tuple(
+    Rule(f"spectral {label} {variant}", "spectral", threshold, patience, combine)
+    for threshold, label in (("paper_C0.4", "C=0.4"), ("calibrated", "calibrated"))
+    for variant, patience, combine in (
+        ("all layers", 1, "all"),
+        ("widest layer", 1, "widest"),
+        ("patience 3", 3, "any"),
+    )
+)
+RULES = MAIN_RULES + VARIANT_RULES
+
+
+def widest_layer(spectral: pd.DataFrame) -> str:
+    """The monitored layer with the most weights (n x N); ties go to the first listed."""
+    sizes = spectral.groupby("layer", sort=False).apply(
+        lambda rows: int(rows["n"].iloc[0]) * int(rows["N"].iloc[0]), include_groups=False
+    )
+    return str(sizes.idxmax())
+
+
+def _by_epoch(spectral: pd.DataFrame) -> list[tuple[int, dict[str, dict]]]:
+    """One run's spectral rows as [(epoch, {layer: row})], epochs ascending (done once per
+    run: replaying ten rules over a DataFrame each would dominate the comparison's time)."""
+    epochs: dict[int, dict[str, dict]] = {}
+    for row in spectral.to_dict("records"):
+        epochs.setdefault(int(row["epoch"]), {})[row["layer"]] = row
+    return sorted(epochs.items())
+
+
+def spectral_stop(
+    spectral: pd.DataFrame,
+    threshold: str,
+    patience: int = 1,
+    combine: str = "any",
+    start_from_epoch: int = 1,
+    _prepared: list | None = None,
+) -> int | None:
+    """The epoch at which the spectral rule stops one run, or None if it never does.
+
+    ``spectral`` holds one run's rows (epoch, layer, s_hat, threshold_<rule>, fires_<rule>).
+    combine "widest" monitors only ``widest_layer``; "any" and "all" are the callback's.
+    Epoch 0 (the initialisation) never fires, as in the runner (start_from_epoch = 1).
+    """
+    layers = list(dict.fromkeys(spectral["layer"]))
+    if combine == "widest":
+        layers, combine = [widest_layer(spectral)], "any"
+    stopper = SpectralEarlyStopping(
+        layers=layers,
+        threshold="calibrated" if threshold == "calibrated" else "paper",
+        patience=patience,
+        start_from_epoch=start_from_epoch,
+        combine=combine,
+    )
+    fires, levels = f"fires_{threshold}", f"threshold_{threshold}"
+    if fires not in spectral:
+        raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
+    for epoch, rows in _prepared if _prepared is not None else _by_epoch(spectral):
+        results = {}
+        for layer, row in rows.items():
+            skipped = isinstance(row.get("skipped"), str) and row["skipped"] != ""
+            results[layer] = (
+                None
+                if skipped or pd.isna(row["s_hat"])
+                else SimpleNamespace(
+                    fires=bool(row[fires]), s_hat=row["s_hat"], threshold=row[levels]
+                )
+            )
+        if stopper.observe(epoch, results):
+            return stopper.stop_epoch
+    return None
+
+
+def validation_stop(
+    metrics: pd.DataFrame, patience: int, monitor: str = "val_loss", min_delta: float = 0.0
+) -> tuple[int | None, int]:
+    """Keras ``EarlyStopping(monitor, patience, min_delta, restore_best_weights=True)``.
+
+    Over epochs 1, 2, ...: an epoch improves when value < best - min_delta (then best and
+    the weights to restore are its, and the wait resets), otherwise the wait grows; training
+    stops at the epoch where wait reaches ``patience``.  Returns (stop epoch or None, the
+    epoch whose weights the run ends with): the best epoch when it stopped, the last epoch
+    otherwise, because Keras restores the best weights only when it stops training itself
+    (keras-team/keras#12511, tensorflow/tensorflow#35634).
+    """
+    if monitor not in metrics:
+        raise ValueError(f"no {monitor} column: run with data.val_fraction > 0")
+    rows = metrics[metrics["epoch"] >= 1].sort_values("epoch")
+    best, best_epoch, wait = math.inf, None, 0
+    for epoch, value in zip(rows["epoch"], rows[monitor], strict=True):
+        if value < best - min_delta:
+            best, best_epoch, wait = value, int(epoch), 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return int(epoch), best_epoch if best_epoch is not None else int(epoch)
+    return None, int(rows["epoch"].iloc[-1])
+
+
+def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> list[dict]:
+    """One record per rule for one run: when it stops, what it reports, and against what.
+
+    lost_vs_best = best test accuracy in hindsight - reported; lost_vs_last = last-epoch
+    accuracy - reported (negative: the rule gained); epochs_saved = last epoch - stop epoch.
+    A false stop is a fire on an easy run (final test accuracy above EASY_ACCURACY).
+    Validation rules are skipped on runs without a validation split.
+    """
+    metrics = metrics.sort_values("epoch").set_index("epoch")
+    trained = metrics.loc[metrics.index >= 1, "test_acc"]
+    last_epoch = int(metrics.index.max())
+    last_acc, best_acc = float(metrics.loc[last_epoch, "test_acc"]), float(trained.max())
+    records = []
+    prepared = _by_epoch(spectral)
+    for rule in rules:
+        if rule.kind == "spectral":
+            stop = spectral_stop(
+                spectral, rule.threshold, rule.patience, rule.combine, _prepared=prepared
+            )
+            reported = stop if stop is not None else last_epoch
+        elif rule.kind == "validation":
+            if "val_loss" not in metrics:
+                continue
+            stop, reported = validation_stop(metrics.reset_index(), rule.patience)
+        elif rule.kind == "none":
+            stop, reported = None, last_epoch
+        else:
+            raise ValueError(f"unknown rule kind {rule.kind!r}")
+        accuracy = float(metrics.loc[reported, "test_acc"])
+        fired = stop is not None
+        records.append(
+            {
+                "rule": rule.name,
+                "fired": fired,
+                "stop_epoch": stop if fired else last_epoch,
+                "reported_epoch": reported,
+                "test_acc": accuracy,
+                "best_acc": best_acc,
+                "last_acc": last_acc,
+                "lost_vs_best": best_acc - accuracy,
+                "lost_vs_last": last_acc - accuracy,
+                "epochs_saved": last_epoch - (stop if fired else last_epoch),
+                "easy": last_acc > EASY_ACCURACY,
+                "false_stop": fired and last_acc > EASY_ACCURACY,
+            }
+        )
+    return records
+
+
+def evaluate_runs(epochs: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> pd.DataFrame:
+    """``evaluate_run`` over every run of the collected tables (column "run")."""
+    records = []
+    by_run = dict(tuple(spectral.groupby("run", sort=False)))
+    for run, metrics in epochs.groupby("run", sort=False):
+        if run not in by_run:
+            raise ValueError(f"run {run} has epochs but no spectral rows")
+        for record in evaluate_run(metrics, by_run[run], rules):
+            records.append({"run": run, **record})
+    return pd.DataFrame(records)
+
+
+def summarise(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per rule (and ``by``): runs, share fired, median stop epoch, mean accuracy, mean loss
+    against the best epoch and the last, mean epochs saved, false stops, never fired."""
+    grouped = outcomes.groupby([*by, "rule"], sort=False)
+    table = grouped.agg(
+        runs=("run", "size"),
+        fired=("fired", "sum"),
+        stop_epoch_median=("stop_epoch", "median"),
+        test_acc_mean=("test_acc", "mean"),
+        lost_vs_best_mean=("lost_vs_best", "mean"),
+        lost_vs_best_max=("lost_vs_best", "max"),
+        lost_vs_last_mean=("lost_vs_last", "mean"),
+        epochs_saved_mean=("epochs_saved", "mean"),
+        easy_runs=("easy", "sum"),
+        false_stops=("false_stop", "sum"),
+    ).reset_index()
+    table["never_fired"] = table["runs"] - table["fired"]
+    return table

@@ -1,0 +1,137 @@
+"""Figures, tables and the rule comparison, drawn from a small committed results fixture
+(tests/fixtures/results, a slice of results/ made by make_results_fixture.py)."""
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from helpers import ROOT
+
+from htrain.report import early_stopping_table, markdown_early_stopping, type_shares
+
+FIXTURE = ROOT / "tests" / "fixtures" / "results"
+
+
+@pytest.fixture
+def results(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(FIXTURE, copy)
+    return copy
+
+
+def script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+
+
+def is_png(path) -> bool:
+    return path.exists() and path.stat().st_size > 5000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("name", "files"),
+    [
+        ("types", ["types_nn1_d1.png"]),
+        ("batch", ["types_batch_nn1_d1.png"]),
+        ("null", ["null_statistic.png"]),
+        ("esd", ["esd_nn1_d1_fc2.png", "esd_nn1_d1_fc3.png"]),
+        ("shat", ["shat_nn1_d1.png"]),
+        ("evolution", ["evolution_nn1_d1_fc2.png", "evolution_nn1_d1_fc3.png"]),
+    ],
+)
+def test_each_figure_command_writes_its_images(results, name, files):
+    done = script("figures.py", name, "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    written = sorted(p.name for p in (results / "figures").iterdir())
+    assert written == sorted(files)
+    assert all(is_png(results / "figures" / f) for f in files)
+
+
+def test_unknown_figure_and_missing_results_are_one_line_errors(tmp_path):
+    done = script("figures.py", "heatmap", "--results", str(FIXTURE))
+    assert done.returncode != 0 and done.stderr.strip().count("\n") == 0
+    assert "unknown figure" in done.stderr
+    done = script("tables.py", "--results", str(tmp_path))
+    assert done.returncode != 0 and "collect first" in done.stderr
+
+
+def test_tables_have_the_paper_columns_beside_ours(results):
+    done = script("tables.py", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(results / "tables" / "early_stopping_paper_C0.4.csv")
+    assert list(table["value"]) == [0.15, 0.3, 0.6, 0.9]  # the paper's NN1 + D1 settings
+    expected = {
+        "layer1_ours",
+        "layer1_paper",
+        "layer2_ours",
+        "layer2_paper",
+        "final_types_ours",
+        "final_types_paper",
+        "final_acc_ours",
+        "final_acc_paper",
+        "layer1_fired",
+        "seeds",
+    }
+    assert expected <= set(table.columns)
+    assert table.loc[0, "layer1_paper"] == "7 : 25.84%" and table.loc[3, "layer1_paper"] == "-"
+    # the fixture has delta 0.15 and 0.9 (two seeds at K = 8), not 0.3 or 0.6
+    assert list(table["seeds"]) == [2, 0, 0, 2]
+    assert table.loc[1, "layer1_ours"] == "not run"
+    markdown = (results / "tables" / "early_stopping_paper_C0.4.md").read_text()
+    assert "| nn1_d1 (fc2, fc3) | delta 0.15 |" in markdown
+    calibrated = pd.read_csv(results / "tables" / "early_stopping_calibrated.csv")
+    assert "layer1_paper" not in calibrated  # the paper reports C = 0.4 only
+    trend = pd.read_csv(results / "tables" / "trend.csv")
+    assert {"fc2_HT", "fc3_BT_or_HT", "final_acc", "runs", "K"} <= set(trend.columns)
+    assert trend["runs"].sum() == 8
+    bands = pd.read_csv(results / "tables" / "difficulty_bands.csv")
+    assert {"band", "runs", "fired_paper_C0.4", "fired_calibrated", "final_not_LT"} <= set(bands)
+    assert bands["runs"].sum() == 8 and bands["fired_calibrated"].between(0, 1).all()
+
+
+def test_early_stopping_cells_pool_the_seeds():
+    runs = pd.DataFrame(
+        {
+            "run": ["a", "b", "c"],
+            "data.kind": "d1",
+            "data.K": 8,
+            "data.delta": 0.15,
+            "seed": [0, 1, 2],
+            "final_test_acc": [0.2, 0.3, 0.25],
+            "fire_epoch_paper_C0.4_fc2": [4, 6, None],
+            "test_acc_at_fire_paper_C0.4_fc2": [0.2, 0.3, None],
+            "fire_epoch_paper_C0.4_fc3": [None, None, None],
+            "test_acc_at_fire_paper_C0.4_fc3": [None, None, None],
+            "final_type_fc2": ["HT", "HT", "BT"],
+            "final_type_fc3": ["LT", "LT", "LT"],
+        }
+    )
+    table = early_stopping_table(runs, "nn1_d1", "paper_C0.4")
+    row = table.iloc[0]
+    assert row["layer1_ours"] == "5 : 25.00% (2/3)" and row["layer2_ours"] == "- (0/3)"
+    assert row["final_types_ours"] == "HT 2/3, LT" and row["final_acc_ours"] == pytest.approx(25)
+    assert "| delta 0.15 | 5 : 25.00% (2/3) | 7 : 25.84% |" in markdown_early_stopping(table, "x")
+    shares = type_shares(runs, ["data.delta"], "fc2")
+    assert shares.loc[0, "HT"] == pytest.approx(2 / 3) and shares.loc[0, "runs"] == 3
+
+
+def test_compare_writes_table_and_figure(results):
+    done = script("compare.py", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    outcomes = pd.read_csv(results / "compare" / "outcomes.csv")
+    assert set(outcomes["training_set"]) == {"full", "reduced (90%)"}
+    full = outcomes[outcomes["training_set"] == "full"]
+    assert not full["rule"].str.startswith("validation").any()  # no split, no Keras rule
+    reduced = outcomes[outcomes["training_set"] == "reduced (90%)"]
+    assert {"validation p=5", "validation p=10"} <= set(reduced["rule"])
+    summary = pd.read_csv(results / "compare" / "summary.csv")
+    assert {"lost_vs_best_mean", "epochs_saved_mean", "false_stops", "never_fired"} <= set(summary)
+    assert "| spectral C=0.4 |" in (results / "compare" / "summary.md").read_text()
+    assert is_png(results / "compare" / "compare.png")
