@@ -46,6 +46,11 @@ def load(results: Path) -> pd.DataFrame:
         outcomes["training_set"] = (
             outcomes["run"].isin(with_split).map({True: REDUCED, False: FULL})
         )
+        # what identifies a setting across the two training sets (the run hashes differ)
+        keys = [c for c in ("data.name", "data.delta", "data.t", "data.K", "seed") if c in epochs]
+        first = epochs.groupby("run")[keys].first()
+        settings = first.apply(lambda row: " ".join(str(v) for v in row), axis=1)
+        outcomes["setting"] = outcomes["run"].map(settings)
         panel = name.removesuffix("_val")
         if name == "compare_real":  # one panel per data set
             data = epochs.groupby("run")["data.name"].first()
@@ -99,16 +104,22 @@ def main() -> None:
     except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
     by_panel = summarise(outcomes, ["training_set", "panel"])
-    # pool only the panels run on both training sets, so that the two are comparable
-    sets_per_panel = outcomes.groupby("panel")["training_set"].nunique()
-    matched = sorted(sets_per_panel[sets_per_panel == 2].index) or sorted(sets_per_panel.index)
-    pooled = summarise(outcomes[outcomes["panel"].isin(matched)], ["training_set"])
+    # pool only the settings (panel, parameters, seed) run on both training sets, so that
+    # the two are comparable; panels with one set still appear in summary.csv
+    both = outcomes.groupby(["panel", "setting"])["training_set"].transform("nunique") == 2
+    paired = outcomes[both] if both.any() else outcomes
+    matched = sorted(paired["panel"].unique())
+    pooled = summarise(paired, ["training_set"])
     write_atomically(out / "outcomes.csv", lambda tmp: outcomes.to_csv(tmp, index=False))
     pooled_name = "+".join(matched)
     summary = pd.concat([pooled.assign(panel=pooled_name), by_panel], ignore_index=True)
     write_atomically(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
-    write_text(out / "summary.md", f"Panels pooled: {', '.join(matched)}.\n\n" + markdown(pooled))
-    figure = compare_figure(outcomes[outcomes["panel"].isin(matched)], [r.name for r in MAIN_RULES])
+    heading = (
+        f"Pooled: the {paired['setting'].nunique()} settings x seeds of {', '.join(matched)} "
+        "that were run on both training sets.\n\n"
+    )
+    write_text(out / "summary.md", heading + markdown(pooled))
+    figure = compare_figure(paired, [r.name for r in MAIN_RULES])
     write_atomically(out / "compare.png", lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     print(f"{outcomes['run'].nunique()} runs -> {out}: outcomes.csv, summary.csv/.md, compare.png")
 

@@ -4,6 +4,7 @@ NAME is one or more of: types (Figure 2.13, one per synthetic panel), batch (Fig
 null (Figure 3.1, extended), esd (ESD panels, Figures 2.1-2.12 style), shat (s_hat over
 epochs), evolution (the ESD over epochs); none = all.  Reads only results/ (runs.csv,
 spectral.parquet, epochs.csv, esd.parquet, null/null_statistic.csv); trains nothing.
+The ESD runs are those whose eigenvalues collect.py kept (--esd); --epochs picks the epochs.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def read_runs(folder: Path) -> pd.DataFrame:
     return runs
 
 
-def panel_figures(name: str, folder: Path, out: Path, wanted: set[str]) -> None:
+def panel_figures(
+    name: str, folder: Path, out: Path, wanted: set[str], esd_epochs: list[int] | None = None
+) -> None:
     runs = read_runs(folder)
     if "types" in wanted:
         title = f"{name}: final spectrum type per layer ({len(runs)} runs, seeds pooled)"
@@ -57,7 +60,7 @@ def panel_figures(name: str, folder: Path, out: Path, wanted: set[str]) -> None:
     layers = list(dict.fromkeys(esd["layer"]))
     if "esd" in wanted:
         last = int(esd["epoch"].max())
-        epochs = sorted({0, min(5, last), min(20, last), last})
+        epochs = esd_epochs or sorted({0, min(5, last), min(20, last), last})
         for layer in layers:
             save(
                 fig.esd_panels(esd, spectral, runs, layer, epochs), out / f"esd_{name}_{layer}.png"
@@ -76,7 +79,14 @@ def main() -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"any of {FIGURES}")
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, help="default: RESULTS/figures")
+    parser.add_argument(
+        "--epochs", help="ESD panel epochs, e.g. 0,10,30 (default: 0, 5, 20 and the last)"
+    )
     args = parser.parse_args()
+    try:
+        esd_epochs = [int(e) for e in args.epochs.split(",")] if args.epochs else None
+    except ValueError:
+        sys.exit(f"error: --epochs must be integers separated by commas, got {args.epochs!r}")
     unknown = sorted(set(args.names) - set(FIGURES))
     if unknown:
         sys.exit(f"error: unknown figure(s) {unknown}; choose from {list(FIGURES)}")
@@ -85,7 +95,7 @@ def main() -> None:
     try:
         found = [p for p in PANELS if (args.results / p / "runs.csv").exists()]
         for name in found:
-            panel_figures(name, args.results / name, out, wanted)
+            panel_figures(name, args.results / name, out, wanted, esd_epochs)
         if "batch" in wanted:
             for name in BATCH_SWEEPS:
                 if (args.results / name / "runs.csv").exists():

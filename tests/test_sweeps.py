@@ -1,7 +1,9 @@
 """Committed grids, launchers, interrupt-and-resume, and collect."""
 
 import importlib.util
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +20,11 @@ def load_collect():
     spec = importlib.util.spec_from_file_location("collect", ROOT / "scripts" / "collect.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.collect
+    return module
 
 
-collect = load_collect()
+collect_module = load_collect()
+collect = collect_module.collect
 
 
 def sweep(*overrides: str, output: Path) -> subprocess.CompletedProcess:
@@ -72,6 +75,37 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
     spectral = pd.read_parquet(tmp_path / "results" / "spectral.parquet")
     assert len(spectral) == 4 * 2 * 2  # runs x epochs (0 and 1) x layers
     assert (tmp_path / "results" / "epochs.csv").exists()
+    # the eigenvalues of chosen runs, and the manifest, through the command line
+    cli = [sys.executable, str(ROOT / "scripts" / "collect.py"), "nn1_d1"]
+    cli += ["--runs", str(tmp_path / "sweeps" / "nn1_d1"), "--out", str(tmp_path / "cli")]
+    cli += ["--esd", "data.K=8", "data.delta=2"]
+    cli += ["--command", "python scripts/run.py sweep=nn1_d1", "--wall-s", "12.5"]
+    done = subprocess.run(
+        cli,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    esd = pd.read_parquet(tmp_path / "cli" / "esd.parquet")
+    assert esd["run"].nunique() == 1 and set(esd["epoch"]) == {0, 1}
+    assert esd.groupby(["layer", "epoch"]).size().to_dict() == {
+        ("fc2", 0): 512,
+        ("fc2", 1): 512,
+        ("fc3", 0): 384,
+        ("fc3", 1): 384,
+    }
+    manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert manifest["runs"] == 4 and manifest["sweep_wall_time_s"] == 12.5
+    assert manifest["profile"] == ["smoke"] and manifest["machine"]["cpus"] >= 1
+    for bad, message in (
+        ("data.K", "KEY=V1"),
+        ("data.Q=1", "not run columns"),
+        ("data.K=3", "matches no"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            filters = collect_module.parse_filters([bad])
+            collect_module.esd_table(tmp_path / "sweeps" / "nn1_d1", runs, filters)
 
 
 RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=500", "train.epochs=3", *SMALL_GRID)
