@@ -115,7 +115,8 @@ def main() -> None:
     summary = pd.concat([pooled.assign(panel=pooled_name), by_panel], ignore_index=True)
     write_atomically(out / "summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
     heading = (
-        f"Pooled: the {paired['setting'].nunique()} settings x seeds of {', '.join(matched)} "
+        f"Pooled: the {len(paired[['panel', 'setting']].drop_duplicates())} settings x seeds of "
+        f"{', '.join(matched)} "
         "that were run on both training sets.\n\n"
     )
     write_text(out / "summary.md", heading + markdown(pooled))
