@@ -80,14 +80,29 @@ def spectral_stop(
     patience: int = 1,
     combine: str = "any",
     start_from_epoch: int = 1,
-    _prepared: list | None = None,
 ) -> int | None:
     """The epoch at which the spectral rule stops one run, or None if it never does.
 
-    ``spectral`` holds one run's rows (epoch, layer, s_hat, threshold_<rule>, fires_<rule>).
-    combine "widest" monitors only ``widest_layer``; "any" and "all" are the callback's.
-    Epoch 0 (the initialisation) never fires, as in the runner (start_from_epoch = 1).
+    ``spectral`` holds one run's rows (epoch, layer, n, N, s_hat, threshold_<rule>,
+    fires_<rule>).  combine "widest" monitors only ``widest_layer``; "any" and "all" are the
+    callback's.  Epoch 0 (the initialisation) never fires, as in the runner
+    (start_from_epoch = 1).
     """
+    return _replay(_by_epoch(spectral), spectral, threshold, patience, combine, start_from_epoch)
+
+
+def _replay(
+    by_epoch: list[tuple[int, dict[str, dict]]],
+    spectral: pd.DataFrame,
+    threshold: str,
+    patience: int,
+    combine: str,
+    start_from_epoch: int = 1,
+) -> int | None:
+    """``spectral_stop`` on rows already grouped by ``_by_epoch``."""
+    fires, levels = f"fires_{threshold}", f"threshold_{threshold}"
+    if fires not in spectral:
+        raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
     layers = list(dict.fromkeys(spectral["layer"]))
     if combine == "widest":
         layers, combine = [widest_layer(spectral)], "any"
@@ -98,10 +113,7 @@ def spectral_stop(
         start_from_epoch=start_from_epoch,
         combine=combine,
     )
-    fires, levels = f"fires_{threshold}", f"threshold_{threshold}"
-    if fires not in spectral:
-        raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
-    for epoch, rows in _prepared if _prepared is not None else _by_epoch(spectral):
+    for epoch, rows in by_epoch:
         results = {}
         for layer, row in rows.items():
             skipped = isinstance(row.get("skipped"), str) and row["skipped"] != ""
@@ -159,9 +171,7 @@ def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> 
     prepared = _by_epoch(spectral)
     for rule in rules:
         if rule.kind == "spectral":
-            stop = spectral_stop(
-                spectral, rule.threshold, rule.patience, rule.combine, _prepared=prepared
-            )
+            stop = _replay(prepared, spectral, rule.threshold, rule.patience, rule.combine)
             reported = stop if stop is not None else last_epoch
         elif rule.kind == "validation":
             if "val_loss" not in metrics:

@@ -131,14 +131,14 @@ def esd_panels(
     axes = figure.subplots(len(chosen), len(epochs), squeeze=False)
     for row, run in enumerate(chosen):
         spectra = _spectra(esd, run, layer)
+        ratio = spectral.loc[(spectral["run"] == run) & (spectral["layer"] == layer), "ratio"].iloc[
+            0
+        ]
         for col, epoch in enumerate(epochs):
             ax = axes[row, col]
             if epoch not in spectra:
                 ax.set_axis_off()
                 continue
-            ratio = spectral.loc[
-                (spectral["run"] == run) & (spectral["layer"] == layer), "ratio"
-            ].iloc[0]
             result = ht.classify(spectra[epoch], threshold="calibrated", ratio=float(ratio))
             plot_esd(ax, spectra[epoch], result, title=f"{run_label(runs, run)}\nepoch {epoch}")
             ax.title.set_fontsize(7)

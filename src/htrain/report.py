@@ -205,7 +205,8 @@ def difficulty_bands(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
         final_not_LT=("not_LT", "mean"),
         final_HT=("HT", "mean"),
     )
-    return table.reset_index().assign(panel=panel)[["panel", *table.reset_index().columns]]
+    table = table.reset_index()
+    return table.assign(panel=panel)[["panel", *table.columns]]
 
 
 def markdown_bands(table: pd.DataFrame) -> str:
