@@ -1,7 +1,6 @@
 """The experiment runner through the real configs: every experiment, outputs, resume,
 divergence and bad configs."""
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from helpers import ROOT, kill_when, run_command, run_script
 from hydra import compose, initialize_config_dir
 
+from htrain import experiment as runner
 from htrain.train import SPECTRAL_COLUMNS, run_training
 
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
@@ -27,14 +27,6 @@ OUTPUTS = (
 )
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("run_script", ROOT / "scripts" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = load_runner()
 
 
 def config(*overrides: str):
@@ -155,8 +147,8 @@ def test_a_diverging_run_stops_cleanly_and_keeps_its_history(tmp_path):
     [
         (("data.K=1",), "data.K must be at least 2"),
         (("data.delta=-0.5",), "data.delta must be a non-negative number"),
-        (("data.snr=-1",), "data.snr must be non-negative"),
-        (("train.batch_size=0",), "train.batch_size must be positive"),
+        (("data.snr=-1",), "data.snr must be a non-negative number"),
+        (("train.batch_size=0",), "train.batch_size must be at least 1"),
         (("spectra.layers=[fc9]",), "monitored layer 'fc9' is not in the model"),
         (("experiment=cifar10_lenet", "data.size=32"), "cannot take inputs of shape (3, 32, 32)"),
         (("model.name=resnet",), "unknown model 'resnet'"),

@@ -9,24 +9,27 @@ from heavytail.callback import SpectralEarlyStopping
 from heavytail.classify import SPECTRUM_TYPES, SpectrumType, classify
 from heavytail.distance import (
     SpectralDistance,
+    Threshold,
     n_bins,
     paper_threshold,
     spectral_distance,
     threshold_for,
 )
 from heavytail.esd import esd
-from heavytail.fit import MPFit, fit_mp
+from heavytail.fit import SPIKE_RULE, MPFit, fit_mp
 from heavytail.mp import mp_cdf, mp_edges, mp_pdf, mp_quantile
 from heavytail.null import null_quantile, wishart_eigenvalues
 from heavytail.powerlaw import PowerLawFit, fit_powerlaw
 
 __all__ = [
     "SPECTRUM_TYPES",
+    "SPIKE_RULE",
     "MPFit",
     "PowerLawFit",
     "SpectralDistance",
     "SpectralEarlyStopping",
     "SpectrumType",
+    "Threshold",
     "analyze",
     "classify",
     "esd",

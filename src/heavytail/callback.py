@@ -76,6 +76,27 @@ class SpectralEarlyStopping:
     def should_stop(self) -> bool:
         return self.stop_epoch is not None
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue exactly: plain lists, dicts and numbers
+        (JSON-serialisable, so checkpoints need no pickled objects)."""
+        return {
+            "layers": None if self.layers is None else list(self.layers),
+            "history": [dict(row) for row in self.history],
+            "fire_epoch": dict(self.fire_epoch),
+            "stop_epoch": self.stop_epoch,
+            "stopped_by": list(self.stopped_by),
+            "streak": dict(self._streak),
+        }
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Continue from ``state_dict()``: the patience streaks, fire epochs and history."""
+        self.layers = None if state["layers"] is None else list(state["layers"])
+        self.history = [dict(row) for row in state["history"]]
+        self.fire_epoch = {name: int(epoch) for name, epoch in state["fire_epoch"].items()}
+        self.stop_epoch = None if state["stop_epoch"] is None else int(state["stop_epoch"])
+        self.stopped_by = list(state["stopped_by"])
+        self._streak = {name: int(count) for name, count in state["streak"].items()}
+
     def step(self, model, epoch: int) -> bool:
         """Compute each monitored layer's statistic from ``model`` at ``epoch``; True to stop."""
         from heavytail.analyze import weight_layers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -115,6 +115,55 @@ def threshold_for(n: int, ratio: float, rule: str = "paper", C: float = 0.4) -> 
     if rule == "calibrated":
         return float(null_quantile(n, ratio) * scale_factor(n))
     raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {rule!r}")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A stopping threshold: the paper's C sqrt(ln n) / n^(1/3), or the calibrated one.
+
+    The one place where a rule gets its name (``paper_C0.4``, ``calibrated``: the column
+    suffixes of spectral.csv and the keys of summary.json), its label in figures, and decides
+    whether a spectrum fires (``judge``).  ``C`` is ignored by the calibrated rule.
+    """
+
+    rule: str = "paper"
+    C: float = 0.4
+
+    def __post_init__(self) -> None:
+        if self.rule not in THRESHOLD_RULES:
+            raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {self.rule!r}")
+        if self.rule == "paper" and not (np.isfinite(self.C) and self.C > 0):
+            raise ValueError(f"C must be a positive number, got {self.C!r}")
+
+    @property
+    def name(self) -> str:
+        return f"paper_C{self.C:g}" if self.rule == "paper" else "calibrated"
+
+    @property
+    def label(self) -> str:
+        return f"paper C = {self.C:g}" if self.rule == "paper" else "calibrated (0.1% on noise)"
+
+    @classmethod
+    def from_name(cls, name: str) -> Threshold:
+        """Inverse of ``name``: ``"paper_C0.4"`` -> Threshold("paper", 0.4)."""
+        if name == "calibrated":
+            return cls("calibrated")
+        if name.startswith("paper_C"):
+            try:
+                return cls("paper", float(name[len("paper_C") :]))
+            except ValueError:
+                pass
+        raise ValueError(f"not a threshold rule name: {name!r} (paper_C<number> or calibrated)")
+
+    def value(self, n: int, ratio: float) -> float:
+        return threshold_for(n, ratio, self.rule, self.C)
+
+    def judge(self, distance: SpectralDistance) -> SpectralDistance:
+        """``distance`` with this rule's threshold at its (n, ratio) and its decision."""
+        level = self.value(distance.n, distance.ratio)
+        return replace(
+            distance, threshold=level, fires=bool(distance.s_hat > level), rule=self.rule
+        )
 
 
 def spectral_distance(

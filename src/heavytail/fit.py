@@ -9,6 +9,8 @@ import numpy as np
 
 from heavytail.mp import mp_edges, mp_quantile
 
+# Names the spike rule that recorded tables were made with; changes when its results change.
+SPIKE_RULE = "gap-1"
 # Spike rule constants (see ``find_spikes`` for the reasoning behind each).
 TW_MARGIN = 4.0  # Tracy-Widom scale units above the body's MP edge; TW1's 99.9% point is ~3.3
 EDGE_SLACK = 0.05  # relative slack on that edge: trained bulks are only approximately MP

@@ -7,6 +7,8 @@ the data sets are small enough, and this keeps an epoch's cost down to the model
 from __future__ import annotations
 
 import pickle
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -16,6 +18,7 @@ import torch
 
 MIXTURE_MEAN_OFFSET = -0.2  # m in D1 (paper.md section 3)
 MNIST_STATS = ((0.1307,), (0.3081,))  # the usual per-channel mean and std of MNIST
+MNIST_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
@@ -127,28 +130,58 @@ def _fit_size(images: torch.Tensor, size: int) -> torch.Tensor:
     return images
 
 
-def load_mnist(data_dir: str | Path, download: bool, size: int) -> Dataset:
+@contextmanager
+def network_timeout(seconds: float):
+    """Every socket opened inside the block gives up after ``seconds`` without an answer.
+
+    torchvision's downloads call urllib without a timeout, so a network that accepts
+    connections and never answers would hang them forever; the default socket timeout is
+    the one setting they obey."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_mnist(data_dir: str | Path, download: bool, size: int, timeout_s: float = 60.0) -> Dataset:
     """MNIST through torchvision's reader (``<data_dir>/MNIST/raw/*-ubyte``).
 
     Pixels scaled to [0, 1] and standardised with the usual mean 0.1307 and std 0.3081;
-    28 x 28, or zero-padded to 32 x 32 for VGG11.
+    28 x 28, or zero-padded to 32 x 32 for VGG11.  A download that gets no answer for
+    ``timeout_s`` seconds (per connection) fails with a one-line error.
     """
     from torchvision.datasets import MNIST
 
     root = Path(data_dir)
+    raw = root / "MNIST" / "raw"
+    files = ", ".join(f"{split}-{kind}" for split in ("train", "t10k") for kind in MNIST_KINDS)
     try:
-        train = MNIST(root, train=True, download=download)
-        test = MNIST(root, train=False, download=download)
-    except RuntimeError as error:
+        with network_timeout(timeout_s):
+            train = MNIST(root, train=True, download=download)
+            test = MNIST(root, train=False, download=download)
+    except (RuntimeError, OSError) as error:
+        if not download:
+            raise FileNotFoundError(
+                f"MNIST not found under {raw} (the four files {files}); set data.download=true "
+                "on a machine with internet, or copy them there"
+            ) from None
         raise FileNotFoundError(
-            f"MNIST not found under {root / 'MNIST' / 'raw'} (the four *-ubyte files); "
-            f"set data.download=true on a machine with internet or copy them there ({error})"
+            f"MNIST could not be downloaded from {MNIST.mirrors[0]} within "
+            f"data.download_timeout_s={timeout_s:g} s per attempt ({_first_line(error)}); "
+            f"download the four files ({files}) elsewhere and put them, gunzipped, in {raw}"
         ) from None
 
     def prepare(split) -> torch.Tensor:
         return _fit_size(_normalise(split.data.unsqueeze(1), MNIST_STATS), size)
 
     return Dataset(prepare(train), train.targets.long(), prepare(test), test.targets.long(), 10)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def read_cifar10_batches(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -171,7 +204,9 @@ def read_cifar10_batches(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
     )
 
 
-def load_cifar10(data_dir: str | Path, download: bool, size: int) -> Dataset:
+def load_cifar10(
+    data_dir: str | Path, download: bool, size: int, timeout_s: float = 60.0
+) -> Dataset:
     """CIFAR-10 from ``<data_dir>/cifar-10-batches-py`` (downloaded by torchvision, with its
     checksum check, when missing and ``download`` is true).
 
@@ -190,11 +225,13 @@ def load_cifar10(data_dir: str | Path, download: bool, size: int) -> Dataset:
         from torchvision.datasets import CIFAR10
 
         try:
-            CIFAR10(root, train=True, download=True)
-        except Exception as error:  # no network, proxy refusal, bad archive...
+            with network_timeout(timeout_s):
+                CIFAR10(root, train=True, download=True)
+        except Exception as error:  # no network, no answer, proxy refusal, bad archive...
             raise FileNotFoundError(
-                f"CIFAR-10 could not be downloaded to {folder} ({error}); copy the python "
-                "batches there by hand"
+                f"CIFAR-10 could not be downloaded from {CIFAR10.url} within "
+                f"data.download_timeout_s={timeout_s:g} s ({_first_line(error)}); download "
+                f"it elsewhere and unpack its python batches into {folder}"
             ) from None
     x_train, y_train, x_test, y_test = read_cifar10_batches(folder)
 

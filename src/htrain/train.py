@@ -5,15 +5,18 @@ A run directory holds (each file written atomically, ``done`` last):
   spectral.csv      one row per epoch and monitored layer
   eigenvalues.npz   the eigenvalues, key "<layer>/<epoch>"
   summary.json      status, SNR, stop epoch per rule and layer, accuracies, wall time
-  checkpoint.pt     model, optimiser, RNG states and the history, after every epoch
+  checkpoint.pt     model, optimiser, RNG states and the history, after every epoch: tensors
+                    and one JSON string, loaded with weights_only=True (``htrain.rundir``)
+  .lock             the OS lock that keeps a second process out while the run is live
   esd_final.png     the monitored layers' last spectra against their MP fits
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from heavytail.esd import matrix_shape
 from htrain.data import Dataset, batches
 from htrain.io import write_atomically, write_json, write_text
 from htrain.models import build_model, check_layers
+from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
 
 # Columns every metrics.csv and spectral.csv has (collect.py checks runs against them);
 # spectral.csv also has threshold_<rule> and fires_<rule> for each rule in spectra.C.
@@ -68,18 +72,7 @@ class StopRule:
 
     @property
     def name(self) -> str:
-        return rule_name(self.threshold, self.C)
-
-
-def rule_name(threshold: str, C: float) -> str:
-    return f"paper_C{C:g}" if threshold == "paper" else "calibrated"
-
-
-def recorded_rules(config: TrainConfig) -> list[tuple[str, str, float]]:
-    """(name, threshold rule, C) of every rule a run records: the paper rule for each C in
-    spectra.C, and the calibrated rule (which has no C)."""
-    paper = [(rule_name("paper", C), "paper", C) for C in config.C_values]
-    return [*paper, ("calibrated", "calibrated", config.C_values[0])]
+        return ht.Threshold(self.threshold, self.C).name
 
 
 @dataclass(frozen=True)
@@ -95,9 +88,10 @@ class TrainConfig:
     C_values: tuple[float, ...] = (0.4, 0.6)
     stop: StopRule = StopRule()
     action: str = "record"
-    conv: str = "flatten"
     spectra_every: int = 1
     device: str = "auto"
+    # the classification problem's K, for the spike rule (None: the rule does not know K)
+    n_classes: int | None = None
 
     def check(self) -> None:
         """One-line errors for values that would fail later, raised before any work."""
@@ -113,8 +107,13 @@ class TrainConfig:
             raise ValueError(f"spectra.every must be at least 1, got {self.spectra_every}")
         if not self.layers:
             raise ValueError("spectra.layers is empty: name at least one layer to monitor")
+        if not self.C_values:
+            raise ValueError("spectra.C is empty: give at least one constant, e.g. [0.4]")
         if self.stop.threshold == "paper" and self.stop.C not in self.C_values:
             raise ValueError(f"early_stop.C={self.stop.C} must be one of spectra.C={self.C_values}")
+        if self.n_classes is not None and self.n_classes < 1:
+            raise ValueError(f"spectra.n_classes must be positive, got {self.n_classes}")
+        pick_device(self.device)
         ht.SpectralEarlyStopping(  # validates patience, combine and the threshold rule
             layers=self.layers,
             threshold=self.stop.threshold,
@@ -122,11 +121,40 @@ class TrainConfig:
             combine=self.stop.combine,
         )
 
+    @property
+    def thresholds(self) -> list[ht.Threshold]:
+        """Every rule a run records: the paper rule for each C in spectra.C, and the
+        calibrated rule."""
+        return [*(ht.Threshold("paper", C) for C in self.C_values), ht.Threshold("calibrated")]
+
+    @property
+    def analysis(self) -> dict:
+        """What the recorded spectral tables depend on besides the weights: a run resumed
+        under a different analysis recomputes its history from the stored eigenvalues."""
+        return {
+            "spike_rule": ht.SPIKE_RULE,
+            "n_classes": self.n_classes,
+            "rules": [rule.name for rule in self.thresholds],
+            "patience": self.stop.patience,
+            "start_from_epoch": self.stop.start_from_epoch,
+            "combine": self.stop.combine,
+        }
+
 
 def pick_device(name: str) -> torch.device:
+    """The training device; ValueError in one line for a name torch does not know or a GPU
+    that is not there."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"train.device={name!r} is not a device; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA GPU is visible; use auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"train.device={name!r} is not supported; use auto, cpu or cuda")
+    return device
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096):
@@ -147,26 +175,36 @@ def spectral_rows(
     model: nn.Module, config: TrainConfig, epoch: int
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
     """Per monitored layer: its row of spectral.csv, its eigenvalues and, per rule, its
-    ``SpectralDistance`` with that rule's threshold (None when the spectrum is undefined)."""
+    ``SpectralDistance`` judged by that rule (None when the spectrum is undefined)."""
     modules = dict(model.named_modules())
+    weights = {layer: modules[layer].weight for layer in config.layers}
+    shapes = {layer: tuple(weight.shape) for layer, weight in weights.items()}
+    return analyse_spectra(weights, shapes, config, epoch)
+
+
+def analyse_spectra(
+    weights_or_eigenvalues: dict,
+    shapes: dict[str, tuple[int, ...]],
+    config: TrainConfig,
+    epoch: int,
+) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
+    """The spectral rows of one epoch from each layer's weight (a tensor) or its recorded
+    eigenvalues (a numpy array): the live run and a replay share this code."""
     rows, eigenvalues, per_rule = [], {}, {}
-    rules = recorded_rules(config)
     for layer in config.layers:
-        weight = modules[layer].weight
-        n, big_n = matrix_shape(tuple(weight.shape), config.conv)
+        n, big_n = matrix_shape(shapes[layer])
         row = {"epoch": epoch, "layer": layer, "n": n, "N": big_n, "ratio": n / big_n}
+        source = weights_or_eigenvalues[layer]
         try:
-            eigs = ht.esd(weight, conv=config.conv)
-            result = ht.classify(
-                eigs, C=config.C_values[0], threshold="calibrated", ratio=n / big_n
-            )
+            eigs = source if isinstance(source, np.ndarray) else ht.esd(source)
+            result = ht.classify(eigs, threshold="calibrated", ratio=n / big_n)
         except ValueError as error:  # NaN weights after divergence, degenerate spectra
             row["skipped"] = str(error)
             rows.append(row)
-            for name, _, _ in rules:
-                per_rule.setdefault(name, {})[layer] = None
+            for rule in config.thresholds:
+                per_rule.setdefault(rule.name, {})[layer] = None
             continue
-        eigenvalues[layer] = eigs
+        eigenvalues[layer] = np.asarray(eigs, dtype=np.float64)
         distance = result.distance
         row.update(
             sigma2=distance.fit.sigma2 if distance else math.nan,
@@ -177,81 +215,108 @@ def spectral_rows(
             alpha=result.alpha,
             skipped="",
         )
-        for name, threshold, C in rules:
-            if distance is None:
-                level, layer_result = math.nan, None
-            else:
-                level = (
-                    distance.threshold
-                    if threshold == "calibrated"
-                    else ht.paper_threshold(distance.n, C)
-                )
-                layer_result = replace(
-                    distance, threshold=level, fires=bool(distance.s_hat > level), rule=threshold
-                )
-            row[f"threshold_{name}"] = level
-            row[f"fires_{name}"] = bool(layer_result.fires) if layer_result else False
-            per_rule.setdefault(name, {})[layer] = layer_result
+        for rule in config.thresholds:
+            judged = rule.judge(distance) if distance is not None else None
+            row[f"threshold_{rule.name}"] = judged.threshold if judged else math.nan
+            row[f"fires_{rule.name}"] = bool(judged.fires) if judged else False
+            per_rule.setdefault(rule.name, {})[layer] = judged
         rows.append(row)
     return rows, eigenvalues, per_rule
 
 
-def _new_state(config: TrainConfig) -> dict:
-    stoppers = {
-        name: ht.SpectralEarlyStopping(
+def new_stoppers(config: TrainConfig) -> dict[str, ht.SpectralEarlyStopping]:
+    """One ``SpectralEarlyStopping`` per recorded rule, with the run's stopping settings."""
+    return {
+        rule.name: ht.SpectralEarlyStopping(
             layers=config.layers,
-            C=C,
-            threshold=threshold,
+            C=rule.C,
+            threshold=rule.rule,
             patience=config.stop.patience,
             start_from_epoch=config.stop.start_from_epoch,
             combine=config.stop.combine,
         )
-        for name, threshold, C in recorded_rules(config)
-    }
-    return {
-        "epoch": -1,
-        "metrics": [],
-        "spectral": [],
-        "eigenvalues": {},
-        "stoppers": stoppers,
-        "status": "running",
-        "wall_time": 0.0,
+        for rule in config.thresholds
     }
 
 
-def _save(out: Path, state: dict, model, optimizer, generator) -> None:
+@dataclass
+class RunState:
+    """Everything a run has recorded so far; the checkpoint holds it as plain data."""
+
+    epoch: int = -1
+    metrics: list[dict] = field(default_factory=list)
+    spectral: list[dict] = field(default_factory=list)
+    eigenvalues: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    stoppers: dict[str, ht.SpectralEarlyStopping] = field(default_factory=dict)
+    status: str = "running"
+    wall_time: float = 0.0
+    analysis: dict = field(default_factory=dict)
+
+    def plain(self) -> dict:
+        """The JSON part of the checkpoint (eigenvalues travel as tensors)."""
+        return {
+            "epoch": self.epoch,
+            "metrics": self.metrics,
+            "spectral": self.spectral,
+            "stoppers": {name: stopper.state_dict() for name, stopper in self.stoppers.items()},
+            "status": self.status,
+            "wall_time": self.wall_time,
+            "analysis": self.analysis,
+        }
+
+    def flat_eigenvalues(self) -> dict[str, np.ndarray]:
+        return {
+            f"{layer}/{epoch}": values
+            for epoch, by_layer in self.eigenvalues.items()
+            for layer, values in by_layer.items()
+        }
+
+
+def _restore(payload: dict, config: TrainConfig) -> RunState:
+    plain = payload["state"]
+    stoppers = new_stoppers(config)
+    for name, stopper in stoppers.items():
+        if name in plain["stoppers"]:
+            stopper.load_state_dict(plain["stoppers"][name])
+    eigenvalues: dict[int, dict[str, np.ndarray]] = {}
+    for key, values in payload["eigenvalues"].items():
+        layer, epoch = key.rsplit("/", 1)
+        eigenvalues.setdefault(int(epoch), {})[layer] = values.cpu().numpy()
+    return RunState(
+        epoch=int(plain["epoch"]),
+        metrics=plain["metrics"],
+        spectral=plain["spectral"],
+        eigenvalues=eigenvalues,
+        stoppers=stoppers,
+        status=plain["status"],
+        wall_time=float(plain["wall_time"]),
+        analysis=plain.get("analysis", {}),
+    )
+
+
+def _save(out: Path, state: RunState, model, optimizer, generator) -> None:
     """Tables first, checkpoint last: on resume the checkpoint is the source of truth."""
     write_atomically(
-        out / "metrics.csv", lambda tmp: pd.DataFrame(state["metrics"]).to_csv(tmp, index=False)
+        out / "metrics.csv", lambda tmp: pd.DataFrame(state.metrics).to_csv(tmp, index=False)
     )
     write_atomically(
-        out / "spectral.csv", lambda tmp: pd.DataFrame(state["spectral"]).to_csv(tmp, index=False)
+        out / "spectral.csv", lambda tmp: pd.DataFrame(state.spectral).to_csv(tmp, index=False)
     )
+    flat = state.flat_eigenvalues()
 
     def save_eigenvalues(tmp: str) -> None:
         with open(tmp, "wb") as handle:
-            arrays = {
-                f"{layer}/{epoch}": values
-                for epoch, by_layer in state["eigenvalues"].items()
-                for layer, values in by_layer.items()
-            }
-            np.savez(handle, **arrays)  # uncompressed: rewritten every epoch, must be fast
+            np.savez(handle, **flat)  # uncompressed: rewritten every epoch, must be fast
 
     write_atomically(out / "eigenvalues.npz", save_eigenvalues)
-    checkpoint = {
-        "state": state,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-    }
-    write_atomically(out / "checkpoint.pt", lambda tmp: torch.save(checkpoint, tmp))
+    payload = checkpoint_payload(state.plain(), model, optimizer, generator, flat)
+    write_atomically(out / "checkpoint.pt", lambda tmp: torch.save(payload, tmp))
 
 
-def _summary(state: dict, data: Dataset, config: TrainConfig, info: dict) -> dict:
-    metrics = pd.DataFrame(state["metrics"]).set_index("epoch")
+def _summary(state: RunState, data: Dataset, config: TrainConfig, info: dict) -> dict:
+    metrics = pd.DataFrame(state.metrics).set_index("epoch")
     rules = {}
-    for name, stopper in state["stoppers"].items():
+    for name, stopper in state.stoppers.items():
         stop = stopper.stop_epoch
         fired = {layer: stopper.fire_epoch.get(layer) for layer in config.layers}
         rules[name] = {
@@ -267,38 +332,36 @@ def _summary(state: dict, data: Dataset, config: TrainConfig, info: dict) -> dic
     last = metrics.index.max()
     return {
         **info,
-        "status": state["status"],
+        "status": state.status,
         "snr": data.snr,
         "epochs_run": int(last),
         "stop_rule": config.stop.name,
         "action": config.action,
+        "analysis": state.analysis,
         "rules": rules,
         "final_test_acc": float(metrics.loc[last, "test_acc"]),
         "final_train_acc": float(metrics.loc[last, "train_acc"]),
         "final_types": {
-            row["layer"]: row.get("type") for row in state["spectral"] if row["epoch"] == last
+            row["layer"]: row.get("type") for row in state.spectral if row["epoch"] == last
         },
-        "wall_time_s": state["wall_time"],
+        "wall_time_s": state.wall_time,
     }
 
 
-def _esd_figure(out: Path, state: dict, config: TrainConfig) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _esd_figure(out: Path, state: RunState, config: TrainConfig) -> None:
     import matplotlib.pyplot as plt
 
     from heavytail.viz import plot_esd
 
-    last = max((row["epoch"] for row in state["spectral"]), default=None)
-    layers = [layer for layer in config.layers if layer in state["eigenvalues"].get(last, {})]
+    last = max((row["epoch"] for row in state.spectral), default=None)
+    layers = [layer for layer in config.layers if layer in state.eigenvalues.get(last, {})]
     if not layers:
         return
     figure, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 3.8), squeeze=False)
     for ax, layer in zip(axes[0], layers, strict=True):
-        eigs = state["eigenvalues"][last][layer]
-        row = next(r for r in state["spectral"] if r["epoch"] == last and r["layer"] == layer)
-        result = ht.classify(eigs, C=config.C_values[0], threshold="calibrated", ratio=row["ratio"])
+        eigs = state.eigenvalues[last][layer]
+        row = next(r for r in state.spectral if r["epoch"] == last and r["layer"] == layer)
+        result = ht.classify(eigs, threshold="calibrated", ratio=row["ratio"])
         plot_esd(ax, eigs, result, title=f"{layer}, epoch {last}")
     figure.tight_layout()
     write_atomically(out / "esd_final.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
@@ -318,115 +381,149 @@ def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
     return " | ".join(parts)
 
 
+RUN_FILES = (
+    "config.yaml",
+    "metrics.csv",
+    "spectral.csv",
+    "eigenvalues.npz",
+    "summary.json",
+    "checkpoint.pt",
+    "esd_final.png",
+    "done",
+)
+
+
+def _train_epoch(model, optimizer, x_train, y_train, batch_size, generator, device):
+    """One epoch of SGD; (mean loss, accuracy) accumulated on the device: no host
+    synchronisation per batch."""
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for index in batches(len(y_train), batch_size, generator, device):
+        logits = model(x_train[index])
+        loss = nn.functional.cross_entropy(logits, y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (logits.detach().argmax(1) == y_train[index]).sum()
+    return loss_sum.item() / len(y_train), correct.item() / len(y_train)
+
+
 def run_training(
     out_dir: str | Path,
     data: Dataset,
     config: TrainConfig,
     info: dict | None = None,
     progress: bool = True,
+    config_yaml: str | None = None,
+    restart: bool = False,
+    wait_for_lock: bool = False,
 ) -> dict:
     """Train, monitor and record one run in ``out_dir``; resume it if it was interrupted.
 
-    A run whose ``done`` marker exists is not trained again: its summary is returned.
-    ``info`` (e.g. the resolved config values) is copied into summary.json.
+    The folder is locked for the whole call (``htrain.rundir.RunLock``: a second process
+    gets ``RunInUse``, or waits with ``wait_for_lock``).  A run whose ``done`` marker exists
+    is not trained again: its summary is returned.  ``restart`` moves the folder's earlier
+    files into ``replaced-<time>/`` and starts over.  ``config_yaml`` is written as
+    config.yaml; ``info`` (e.g. the profile and the commit) is copied into summary.json.
+    A checkpoint that cannot be used raises ``BadCheckpoint`` with what to do.
     """
     from tqdm import tqdm
 
     config.check()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "done").exists():
-        import json
-
-        return json.loads((out / "summary.json").read_text())
-    device = pick_device(config.device)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.in_shape, data.num_classes).to(device)
-    check_layers(model, list(config.layers))
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
-    generator = torch.Generator().manual_seed(config.seed)
-    state = _new_state(config)
-    if (out / "checkpoint.pt").exists():
-        checkpoint = torch.load(out / "checkpoint.pt", map_location=device, weights_only=False)
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        generator.set_state(checkpoint["generator"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-        state = checkpoint["state"]
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    primary = state["stoppers"][config.stop.name]
-    start = state["epoch"] + 1
-    bar = tqdm(
-        range(start, config.epochs + 1),
-        initial=start,
-        total=config.epochs + 1,
-        disable=not progress,
-        desc="epochs",
-        leave=False,
-    )
-    for epoch in bar:
-        began = time.perf_counter()
-        if epoch == 0:  # the initialisation, measured like any other epoch
-            train_loss, train_acc = evaluate(model, x_train, y_train)
-        else:
-            # accumulated on the device: no host synchronisation per batch
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            for index in batches(len(y_train), config.batch_size, generator, device):
-                logits = model(x_train[index])
-                loss = nn.functional.cross_entropy(logits, y_train[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(index)
-                correct += (logits.detach().argmax(1) == y_train[index]).sum()
-            train_loss = loss_sum.item() / len(y_train)
-            train_acc = correct.item() / len(y_train)
-        test_loss, test_acc = evaluate(model, x_test, y_test)
-        metrics = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-        }
-        if data.x_val is not None:
-            metrics["val_loss"], metrics["val_acc"] = evaluate(
-                model, data.x_val.to(device), data.y_val.to(device)
-            )
-        diverged = not math.isfinite(train_loss) or any(
-            not torch.isfinite(p).all() for p in model.parameters()
+    with RunLock(out, wait=wait_for_lock):
+        if restart:
+            set_aside(out, list(RUN_FILES), time.strftime("%Y%m%dT%H%M%S"))
+        elif (out / "done").exists():
+            return json.loads((out / "summary.json").read_text())
+        if config_yaml is not None:
+            write_text(out / "config.yaml", config_yaml)
+        device = pick_device(config.device)
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, data.in_shape, data.num_classes).to(device)
+        check_layers(model, list(config.layers))
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
         )
-        rows: list[dict] = []
-        spectra_began = time.perf_counter()
-        if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
-            rows, eigenvalues, per_rule = spectral_rows(model, config, epoch)
-            state["eigenvalues"][epoch] = eigenvalues
-            state["spectral"].extend(rows)
-            for name, stopper in state["stoppers"].items():
-                stopper.observe(epoch, per_rule[name])
-        metrics["spectra_time_s"] = time.perf_counter() - spectra_began
-        metrics["wall_time_s"] = time.perf_counter() - began
-        state["wall_time"] += metrics["wall_time_s"]
-        state["metrics"].append(metrics)
-        state["epoch"] = epoch
-        if diverged:
-            state["status"] = "diverged"
-        elif config.action == "stop" and primary.should_stop:
-            state["status"] = "stopped"
-        elif epoch == config.epochs:
-            state["status"] = "finished"
-        _save(out, state, model, optimizer, generator)
-        if progress:
-            tqdm.write(_line(epoch, metrics, rows, config.stop.name))
-        if state["status"] != "running":
-            break
-    bar.close()
-    summary = _summary(state, data, config, info or {})
-    write_json(out / "summary.json", summary)
-    _esd_figure(out, state, config)
-    write_text(out / "done", f"{summary['status']}\n")
-    return summary
+        generator = torch.Generator().manual_seed(config.seed)
+        state = RunState(stoppers=new_stoppers(config), analysis=config.analysis)
+        if (out / "checkpoint.pt").exists():
+            payload = load_checkpoint(out / "checkpoint.pt", map_location=device)
+            model.load_state_dict(payload["model"])
+            optimizer.load_state_dict(payload["optimizer"])
+            generator.set_state(payload["generator"].cpu())
+            torch.set_rng_state(payload["torch_rng"].cpu())
+            if "cuda_rng" in payload and device.type == "cuda":
+                torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
+            state = _restore(payload, config)
+        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+        x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+        x_val = data.x_val.to(device) if data.x_val is not None else None
+        y_val = data.y_val.to(device) if data.y_val is not None else None
+        primary = state.stoppers[config.stop.name]
+        start = state.epoch + 1
+        bar = tqdm(
+            range(start, config.epochs + 1),
+            initial=start,
+            total=config.epochs + 1,
+            disable=not progress,
+            desc="epochs",
+            leave=False,
+        )
+        for epoch in bar:
+            began = time.perf_counter()
+            if epoch == 0:  # the initialisation, measured like any other epoch
+                train_loss, train_acc = evaluate(model, x_train, y_train)
+            else:
+                train_loss, train_acc = _train_epoch(
+                    model, optimizer, x_train, y_train, config.batch_size, generator, device
+                )
+            test_loss, test_acc = evaluate(model, x_test, y_test)
+            metrics = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+            }
+            if x_val is not None:
+                metrics["val_loss"], metrics["val_acc"] = evaluate(model, x_val, y_val)
+            diverged = not math.isfinite(train_loss) or any(
+                not torch.isfinite(p).all() for p in model.parameters()
+            )
+            rows: list[dict] = []
+            spectra_began = time.perf_counter()
+            if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
+                rows, eigenvalues, per_rule = spectral_rows(model, config, epoch)
+                state.eigenvalues[epoch] = eigenvalues
+                state.spectral.extend(rows)
+                for name, stopper in state.stoppers.items():
+                    stopper.observe(epoch, per_rule[name])
+            metrics["spectra_time_s"] = time.perf_counter() - spectra_began
+            metrics["wall_time_s"] = time.perf_counter() - began  # the checkpoint write excluded
+            state.metrics.append(metrics)
+            state.epoch = epoch
+            if diverged:
+                state.status = "diverged"
+            elif config.action == "stop" and primary.should_stop:
+                state.status = "stopped"
+            elif epoch == config.epochs:
+                state.status = "finished"
+            state.wall_time += metrics["wall_time_s"]
+            saving = time.perf_counter()
+            _save(out, state, model, optimizer, generator)
+            state.wall_time += time.perf_counter() - saving  # counted in the next checkpoint
+            if progress:
+                tqdm.write(_line(epoch, metrics, rows, config.stop.name))
+            if state.status != "running":
+                break
+        bar.close()
+        summary = _summary(state, data, config, info or {})
+        write_json(out / "summary.json", summary)
+        _esd_figure(out, state, config)
+        write_text(out / "done", f"{summary['status']}\n")
+        return summary

@@ -1,0 +1,155 @@
+"""From a composed config (configs/) to plain arguments: the data set and a ``TrainConfig``.
+
+``scripts/run.py`` is the Hydra entry point; everything it needs to turn a config into a run
+lives here, so that tests compose the real configs and call these functions directly.  Every
+value is checked before any work, with a one-line ``ValueError`` that says what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+from htrain.data import Dataset
+
+
+def _number(value, name: str, *, integer: bool = False, low=None, high=None, open_low=False):
+    """``value`` as a finite number (an integer when asked) inside the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if low is not None and (value <= low if open_low else value < low):
+        if low == 0:
+            wanted = "a positive number" if open_low else "a non-negative number"
+        else:
+            wanted = f"greater than {low}" if open_low else f"at least {low}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be at most {high}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def load_data(cfg) -> Dataset:
+    """The data set the config names, checked before anything is trained."""
+    from htrain import data as datasets
+
+    spec = cfg.data
+    seed = _number(cfg.seed, "seed", integer=True, low=0)
+    val_fraction = _number(spec.val_fraction, "data.val_fraction", low=0, high=0.99)
+    if spec.name == "gmm":
+        K = _number(spec.K, "data.K", integer=True, low=2)
+        p = _number(spec.p, "data.p", integer=True, low=2)
+        n_train = _number(spec.n_per_class, "data.n_per_class", integer=True, low=1)
+        n_test = _number(spec.n_test_per_class, "data.n_test_per_class", integer=True, low=1)
+        if spec.kind == "d2" and K > p:
+            raise ValueError(f"D2 needs data.K <= data.p, got K={K}, p={p}")
+        name = "delta" if spec.kind == "d1" else "t"
+        if spec.kind not in ("d1", "d2"):
+            raise ValueError(f"data.kind must be d1 or d2, got {spec.kind!r}")
+        if spec.snr is not None:
+            snr = _number(spec.snr, "data.snr", low=0)
+            value = datasets.parameter_for_snr(spec.kind, snr, K, p, seed)
+        else:
+            if spec[name] is None:
+                raise ValueError(f"data.{name} must be a non-negative number, got None")
+            value = _number(spec[name], f"data.{name}", low=0)
+        data = datasets.gaussian_mixture(spec.kind, K, p, n_train, n_test, seed, **{name: value})
+    elif spec.name in ("mnist", "cifar10"):
+        loader = datasets.load_mnist if spec.name == "mnist" else datasets.load_cifar10
+        timeout = _number(
+            spec.get("download_timeout_s", 60), "data.download_timeout_s", low=0, open_low=True
+        )
+        full = loader(cfg.paths.data_dir, bool(spec.download), int(spec.size), timeout)
+        for key in ("n_per_class", "n_test_per_class"):
+            if spec[key] is not None:
+                _number(spec[key], f"data.{key}", integer=True, low=1)
+        x_train, y_train = datasets.class_subset(full.x_train, full.y_train, spec.n_per_class, seed)
+        x_test, y_test = datasets.class_subset(
+            full.x_test, full.y_test, spec.n_test_per_class, seed
+        )
+        data = Dataset(x_train, y_train, x_test, y_test, full.num_classes)
+    else:
+        raise ValueError(f"unknown data set {spec.name!r}; choose gmm, mnist or cifar10")
+    return datasets.hold_out(data, val_fraction, seed)
+
+
+def n_classes_setting(cfg) -> int | str | None:
+    """spectra.n_classes: "auto" (the data's K), null (no K: the gap rule) or a number."""
+    value = cfg.spectra.get("n_classes", "auto")
+    if value is None or value == "auto":
+        return value
+    return _number(value, "spectra.n_classes", integer=True, low=1)
+
+
+def num_classes(cfg) -> int:
+    """The data's number of classes, known from the config before any data is loaded."""
+    return int(cfg.data.K) if cfg.data.name == "gmm" else 10
+
+
+def train_config(cfg):
+    """The ``TrainConfig`` of a composed config (checked: ``TrainConfig.check``)."""
+    from htrain.models import PAPER_LAYERS
+    from htrain.train import StopRule, TrainConfig
+
+    if cfg.model.name not in PAPER_LAYERS:
+        raise ValueError(f"unknown model {cfg.model.name!r}; choose from {', '.join(PAPER_LAYERS)}")
+    layers = cfg.spectra.layers
+    if layers is None:
+        layers = PAPER_LAYERS[cfg.model.name]
+    elif len(layers) == 0:
+        raise ValueError(
+            "spectra.layers is empty: name the layers to monitor, or null for the paper's"
+        )
+    setting = n_classes_setting(cfg)
+    stop = cfg.early_stop
+    config = TrainConfig(
+        model=cfg.model.name,
+        layers=tuple(layers),
+        epochs=_number(cfg.train.epochs, "train.epochs", integer=True, low=1),
+        batch_size=_number(cfg.train.batch_size, "train.batch_size", integer=True, low=1),
+        lr=_number(cfg.optim.lr, "optim.lr", low=0, open_low=True),
+        momentum=_number(cfg.optim.momentum, "optim.momentum", low=0),
+        weight_decay=_number(cfg.optim.weight_decay, "optim.weight_decay", low=0),
+        seed=_number(cfg.seed, "seed", integer=True, low=0),
+        C_values=tuple(_number(c, "spectra.C", low=0, open_low=True) for c in cfg.spectra.C),
+        stop=StopRule(
+            threshold=stop.threshold,
+            C=_number(stop.C, "early_stop.C", low=0, open_low=True),
+            patience=_number(stop.patience, "early_stop.patience", integer=True, low=1),
+            start_from_epoch=_number(
+                stop.start_from_epoch, "early_stop.start_from_epoch", integer=True, low=0
+            ),
+            combine=stop.combine,
+        ),
+        action=stop.action,
+        spectra_every=_number(cfg.spectra.every, "spectra.every", integer=True, low=1),
+        device=str(cfg.train.device),
+        n_classes=num_classes(cfg) if setting == "auto" else setting,
+    )
+    config.check()
+    return config
+
+
+def git_state(root: str | Path) -> dict:
+    """The commit of the code that made a run and whether the tree had uncommitted changes
+    (None when ``root`` is not a git checkout)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            found = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return found.stdout if found.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": commit.strip() if commit else None,
+        "dirty": None if status is None else bool(status.strip()),
+    }
