@@ -69,7 +69,9 @@ def weight_layers(model) -> dict[str, tuple[str, object]]:
     return layers
 
 
-def _row(name: str, kind: str, weight, conv: str, C: float, threshold: str) -> dict:
+def _row(
+    name: str, kind: str, weight, conv: str, C: float, threshold: str, n_classes: int | None
+) -> dict:
     shape = tuple(int(s) for s in weight.shape)
     row = dict.fromkeys(COLUMNS, np.nan)
     row.update(name=name, kind=kind, shape=shape, fires=False, type=None, skipped=None)
@@ -80,7 +82,7 @@ def _row(name: str, kind: str, weight, conv: str, C: float, threshold: str) -> d
         n, big_n = matrix_shape(shape, conv)
         row.update(n=n, N=big_n, ratio=n / big_n)
         eigs = esd(weight, conv=conv)
-        result = classify(eigs, C=C, threshold=threshold, ratio=n / big_n)
+        result = classify(eigs, C=C, threshold=threshold, ratio=n / big_n, n_classes=n_classes)
     except ValueError as error:
         row["skipped"] = str(error)
         return row
@@ -110,6 +112,7 @@ def analyze(
     conv: str = "flatten",
     C: float = 0.4,
     threshold: str = "calibrated",
+    n_classes: int | None = None,
 ) -> pd.DataFrame:
     """One row per weight layer: its MP fit, spectral statistic, type and WW-style metrics.
 
@@ -127,7 +130,8 @@ def analyze(
         an unsupported layer type, an all-equal spectrum).  No layer is dropped silently.
 
     ``layers`` restricts the table to these names; an unknown name is a ValueError listing
-    the available ones.
+    the available ones.  ``n_classes``: the number of classes K the model was trained on,
+    when known (at most K class spikes are set aside per layer: ``heavytail.fit``).
     """
     available = weight_layers(model)
     if layers is not None:
@@ -139,7 +143,8 @@ def analyze(
             )
         available = {name: available[name] for name in layers}
     rows = [
-        _row(name, kind, weight, conv, C, threshold) for name, (kind, weight) in available.items()
+        _row(name, kind, weight, conv, C, threshold, n_classes)
+        for name, (kind, weight) in available.items()
     ]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     return table.astype({"n": "Int64", "N": "Int64", "n_spikes": "Int64"})

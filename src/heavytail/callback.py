@@ -23,8 +23,10 @@ class SpectralEarlyStopping:
     Parameters mirror Keras' and Lightning's ``EarlyStopping`` where they apply:
     ``patience``, ``start_from_epoch`` (epochs before it are recorded but never fire) and
     ``verbose``; plus ``C`` and ``threshold`` ("paper" or "calibrated") for the criterion,
-    ``layers`` (names; None = every Linear / Conv2d layer seen at the first step) and
-    ``conv`` (how conv kernels are turned into matrices, see ``heavytail.esd``).
+    ``layers`` (names; None = every Linear / Conv2d layer seen at the first step),
+    ``conv`` (how conv kernels are turned into matrices, see ``heavytail.esd``) and
+    ``n_classes``, the number of classes K of the problem: pass it, so that the K class
+    spikes a network grows as it learns are set aside rather than read as a heavy tail.
 
     Use from any loop::
 
@@ -49,6 +51,7 @@ class SpectralEarlyStopping:
         combine: str = "any",
         conv: str = "flatten",
         verbose: bool = False,
+        n_classes: int | None = None,
     ) -> None:
         if threshold not in THRESHOLD_RULES:
             raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
@@ -58,6 +61,8 @@ class SpectralEarlyStopping:
             raise ValueError(f"patience must be at least 1, got {patience!r}")
         if not C > 0:
             raise ValueError(f"C must be a positive number, got {C!r}")
+        if n_classes is not None and int(n_classes) < 1:
+            raise ValueError(f"n_classes must be a positive number of classes, got {n_classes!r}")
         self.layers = None if layers is None else list(layers)
         self.C = float(C)
         self.threshold = threshold
@@ -66,6 +71,7 @@ class SpectralEarlyStopping:
         self.combine = combine
         self.conv = conv
         self.verbose = verbose
+        self.n_classes = None if n_classes is None else int(n_classes)
         self.history: list[dict] = []
         self.fire_epoch: dict[str, int] = {}  # layer -> epoch at which it fired
         self.stop_epoch: int | None = None
@@ -116,7 +122,11 @@ class SpectralEarlyStopping:
             weight = available[name][1]
             n, big_n = matrix_shape(tuple(weight.shape), self.conv)
             results[name] = spectral_distance(
-                esd(weight, conv=self.conv), C=self.C, threshold=self.threshold, ratio=n / big_n
+                esd(weight, conv=self.conv),
+                C=self.C,
+                threshold=self.threshold,
+                ratio=n / big_n,
+                n_classes=self.n_classes,
             )
         return self.observe(epoch, results)
 

@@ -81,19 +81,21 @@ def classify(
     threshold: str = "calibrated",
     ratio: float | None = None,
     max_spikes: int | None = None,
+    n_classes: int | None = None,
 ) -> SpectrumType:
     """Type a spectrum LT / BT / HT / RC by the rule in this module's docstring.
 
     ``threshold`` defaults to "calibrated" because the paper's rule fires on pure noise
     when c >= 0.8, which would type random near-square layers as BT.  ``ratio`` (n/N of
-    the layer) and ``max_spikes`` are passed to ``spectral_distance``.
+    the layer), ``max_spikes`` and ``n_classes`` (K of the problem: at most K class spikes
+    are set aside) are passed to ``spectral_distance``.
     """
     values = as_eigenvalues(eigs)
     share = near_zero_share(values)
     nan = float("nan")
     if share >= RC_SHARE:
         try:
-            distance = spectral_distance(values, C, threshold, ratio, max_spikes)
+            distance = spectral_distance(values, C, threshold, ratio, max_spikes, n_classes)
         except ValueError:  # no spread: nothing to fit
             distance = None
         tail = fit_powerlaw(distance.fit.bulk) if distance else None
@@ -106,7 +108,7 @@ def classify(
             xmin=tail.xmin if tail else nan,
             tail_extent=distance.fit.tail_extent if distance else nan,
         )
-    distance = spectral_distance(values, C, threshold, ratio, max_spikes)
+    distance = spectral_distance(values, C, threshold, ratio, max_spikes, n_classes)
     tail = fit_powerlaw(distance.fit.bulk)
     extent = distance.fit.tail_extent
     comparison = (

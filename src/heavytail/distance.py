@@ -172,6 +172,7 @@ def spectral_distance(
     threshold: str = "paper",
     ratio: float | None = None,
     max_spikes: int | None = None,
+    n_classes: int | None = None,
 ) -> SpectralDistance:
     """The paper's statistic s_hat and its stopping decision for one spectrum.
 
@@ -182,13 +183,15 @@ def spectral_distance(
     (``threshold_for``).  ``ratio`` is the layer's aspect ratio n/N, used only to look up
     the calibrated threshold.  Without it the ratio is estimated from the body's quartiles
     (``fit.body_ratio``, not the edge fit's c_hat, which is biased low by about 0.01) plus
-    UNKNOWN_RATIO_MARGIN; pass it whenever the matrix shape is known.
+    UNKNOWN_RATIO_MARGIN; pass it whenever the matrix shape is known.  ``n_classes`` is the
+    number of classes K of the problem the network learns: at most K spikes are then set
+    aside (``heavytail.fit.find_class_spikes``); pass it whenever it is known.
     """
     if threshold not in THRESHOLD_RULES:
         raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
     if ratio is not None and not (np.isfinite(ratio) and 0.0 < ratio <= 1.0):
         raise ValueError(f"ratio = n/N must be in (0, 1], got {ratio!r}")
-    fit = fit_mp(eigs, max_spikes=max_spikes)
+    fit = fit_mp(eigs, max_spikes=max_spikes, n_classes=n_classes)
     s_hat, bins = l1_histogram_distance(fit.bulk, fit)
     n = fit.bulk.size
     if ratio is None:

@@ -42,6 +42,37 @@ def planted_spikes(n: int, N: int, strengths, rng: np.random.Generator) -> np.nd
     return matrix * np.sqrt(N)
 
 
+def spiked_covariance_eigenvalues(
+    n: int, N: int, spikes, rng: np.random.Generator
+) -> np.ndarray:
+    """Eigenvalues of W W^T / N for W = Sigma^(1/2) Z, Z an n x N standard Gaussian matrix and
+    Sigma = I + sum_i l_i e_i e_i^T (Johnstone's spiked covariance), ascending, in O(n^3)
+    without forming W.
+
+    Z Z^T / N = O D O^T with D the Wishart eigenvalues (``null.wishart_eigenvalues``) and O
+    Haar-distributed, independent of D.  Sigma^(1/2) O D O^T Sigma^(1/2) has the eigenvalues
+    of D^(1/2) O^T Sigma O D^(1/2) = D + sum_i l_i (D^(1/2) q_i)(D^(1/2) q_i)^T, where
+    q_i = O^T e_i are k orthonormal Haar vectors.  Population spikes l_i > sqrt(c) (BBP)
+    separate from the bulk, at (1 + l)(1 + c / l) (Baik & Silverstein 2006).
+    """
+    from heavytail.null import wishart_eigenvalues
+
+    spikes = np.asarray(spikes, dtype=np.float64)
+    diagonal = wishart_eigenvalues(n, N, rng)
+    if spikes.size == 0:
+        return diagonal
+    q, _ = np.linalg.qr(rng.standard_normal((n, spikes.size)))
+    scaled = np.sqrt(diagonal)[:, None] * q
+    matrix = np.diag(diagonal) + (scaled * spikes) @ scaled.T
+    return np.clip(np.linalg.eigvalsh(matrix), 0.0, None)
+
+
+def bbp_spike_location(spike: float, ratio: float) -> float:
+    """Limit of the sample eigenvalue of a population spike 1 + l > 1 + sqrt(c) (Baik &
+    Silverstein 2006): (1 + l)(1 + c / l)."""
+    return (1.0 + spike) * (1.0 + ratio / spike)
+
+
 def deformed_bulk(n: int, N: int, rng: np.random.Generator) -> np.ndarray:
     """Rows with variances uniform on [0.5, 3]: a generalised MP law, not MP, without a tail."""
     return np.sqrt(rng.uniform(0.5, 3.0, n))[:, None] * rng.standard_normal((n, N))

@@ -30,7 +30,9 @@ def wishart_eigenvalues(n: int, N: int, rng: np.random.Generator) -> np.ndarray:
     sub = np.sqrt(rng.chisquare(np.arange(n - 1, 0, -1)))
     main = diagonal**2
     main[1:] += sub**2
-    return np.clip(eigvalsh_tridiagonal(main, diagonal[:-1] * sub), 0.0, None) / N
+    # sterf (Pal-Walker-Kahan QR, eigenvalues only): 3-4x faster than the default stemr
+    eigenvalues = eigvalsh_tridiagonal(main, diagonal[:-1] * sub, lapack_driver="sterf")
+    return np.clip(eigenvalues, 0.0, None) / N
 
 
 def columns_for(n: int, ratio: float) -> int:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from htrain.data import Dataset
@@ -153,3 +155,52 @@ def git_state(root: str | Path) -> dict:
         "commit": commit.strip() if commit else None,
         "dirty": None if status is None else bool(status.strip()),
     }
+
+
+def unwritable_reason(folder: str | Path) -> str | None:
+    """Why files cannot be created in ``folder`` (or in the existing folder that would hold
+    it), or None when they can."""
+    path = Path(folder).absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        return f"{probe} is not writable ({error.strerror or error})"
+    return None
+
+
+class CheckOutputFolder:
+    """Hydra callback: an output folder that cannot be written ends the command in one line,
+    before Hydra creates it (Hydra's own failure is a multi-line traceback)."""
+
+    def _check(self, folder) -> None:
+        reason = unwritable_reason(str(folder))
+        if reason is not None:
+            sys.exit(f"error: cannot write runs to {folder}: {reason}; set paths.output_dir")
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir)
+
+    # the other hooks Hydra calls on every callback
+    def on_run_end(self, config, **kwargs) -> None:
+        pass
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        pass
+
+    def on_job_start(self, config, **kwargs) -> None:
+        pass
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        pass
+
+    def on_compute_sweep_end(self, config, **kwargs) -> None:
+        pass

@@ -1,5 +1,5 @@
-"""Atomic writes: a temporary file in the same folder, then a rename.  A crash leaves the
-old file or the new one, never half of one."""
+"""Atomic writes: a temporary file in the same folder, then a rename.  A crash, a full disk
+or a read-only folder leaves the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -10,18 +10,38 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``."""
+    """Call ``write(tmp_path)``, then rename the temporary file onto ``path``.
+
+    The file gets the permissions of any file the user creates (0666 less the umask):
+    ``mkstemp`` makes its temporary files private (0600), which would keep a group that
+    shares an output folder from reading each other's results.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_bytes(path: str | Path, payload: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+
+    write_atomically(path, write)
 
 
 def write_text(path: str | Path, text: str) -> None:

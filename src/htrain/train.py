@@ -13,6 +13,7 @@ A run directory holds (each file written atomically, ``done`` last):
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -25,10 +26,10 @@ import torch
 from torch import nn
 
 import heavytail as ht
-from heavytail.esd import matrix_shape
 from htrain.data import Dataset, batches
-from htrain.io import write_atomically, write_json, write_text
+from htrain.io import write_atomically, write_bytes, write_json, write_text
 from htrain.models import build_model, check_layers
+from htrain.replay import Analysis, analyse_epoch, replay
 from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
 
 # Columns every metrics.csv and spectral.csv has (collect.py checks runs against them);
@@ -122,23 +123,16 @@ class TrainConfig:
         )
 
     @property
-    def thresholds(self) -> list[ht.Threshold]:
-        """Every rule a run records: the paper rule for each C in spectra.C, and the
-        calibrated rule."""
-        return [*(ht.Threshold("paper", C) for C in self.C_values), ht.Threshold("calibrated")]
-
-    @property
-    def analysis(self) -> dict:
-        """What the recorded spectral tables depend on besides the weights: a run resumed
-        under a different analysis recomputes its history from the stored eigenvalues."""
-        return {
-            "spike_rule": ht.SPIKE_RULE,
-            "n_classes": self.n_classes,
-            "rules": [rule.name for rule in self.thresholds],
-            "patience": self.stop.patience,
-            "start_from_epoch": self.stop.start_from_epoch,
-            "combine": self.stop.combine,
-        }
+    def analysis(self) -> Analysis:
+        """The spectral analysis this run records (``htrain.replay``)."""
+        return Analysis(
+            layers=tuple(self.layers),
+            C_values=tuple(self.C_values),
+            n_classes=self.n_classes,
+            patience=self.stop.patience,
+            start_from_epoch=self.stop.start_from_epoch,
+            combine=self.stop.combine,
+        )
 
 
 def pick_device(name: str) -> torch.device:
@@ -172,71 +166,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
 
 
 def spectral_rows(
-    model: nn.Module, config: TrainConfig, epoch: int
+    model: nn.Module, analysis: Analysis, epoch: int
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
-    """Per monitored layer: its row of spectral.csv, its eigenvalues and, per rule, its
-    ``SpectralDistance`` judged by that rule (None when the spectrum is undefined)."""
+    """``htrain.replay.analyse_epoch`` on the monitored layers' current weights."""
     modules = dict(model.named_modules())
-    weights = {layer: modules[layer].weight for layer in config.layers}
+    weights = {layer: modules[layer].weight for layer in analysis.layers}
     shapes = {layer: tuple(weight.shape) for layer, weight in weights.items()}
-    return analyse_spectra(weights, shapes, config, epoch)
-
-
-def analyse_spectra(
-    weights_or_eigenvalues: dict,
-    shapes: dict[str, tuple[int, ...]],
-    config: TrainConfig,
-    epoch: int,
-) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
-    """The spectral rows of one epoch from each layer's weight (a tensor) or its recorded
-    eigenvalues (a numpy array): the live run and a replay share this code."""
-    rows, eigenvalues, per_rule = [], {}, {}
-    for layer in config.layers:
-        n, big_n = matrix_shape(shapes[layer])
-        row = {"epoch": epoch, "layer": layer, "n": n, "N": big_n, "ratio": n / big_n}
-        source = weights_or_eigenvalues[layer]
-        try:
-            eigs = source if isinstance(source, np.ndarray) else ht.esd(source)
-            result = ht.classify(eigs, threshold="calibrated", ratio=n / big_n)
-        except ValueError as error:  # NaN weights after divergence, degenerate spectra
-            row["skipped"] = str(error)
-            rows.append(row)
-            for rule in config.thresholds:
-                per_rule.setdefault(rule.name, {})[layer] = None
-            continue
-        eigenvalues[layer] = np.asarray(eigs, dtype=np.float64)
-        distance = result.distance
-        row.update(
-            sigma2=distance.fit.sigma2 if distance else math.nan,
-            n_spikes=result.n_spikes,
-            s_hat=result.s_hat,
-            type=result.type,
-            tail_extent=result.tail_extent,
-            alpha=result.alpha,
-            skipped="",
-        )
-        for rule in config.thresholds:
-            judged = rule.judge(distance) if distance is not None else None
-            row[f"threshold_{rule.name}"] = judged.threshold if judged else math.nan
-            row[f"fires_{rule.name}"] = bool(judged.fires) if judged else False
-            per_rule.setdefault(rule.name, {})[layer] = judged
-        rows.append(row)
-    return rows, eigenvalues, per_rule
-
-
-def new_stoppers(config: TrainConfig) -> dict[str, ht.SpectralEarlyStopping]:
-    """One ``SpectralEarlyStopping`` per recorded rule, with the run's stopping settings."""
-    return {
-        rule.name: ht.SpectralEarlyStopping(
-            layers=config.layers,
-            C=rule.C,
-            threshold=rule.rule,
-            patience=config.stop.patience,
-            start_from_epoch=config.stop.start_from_epoch,
-            combine=config.stop.combine,
-        )
-        for rule in config.thresholds
-    }
+    return analyse_epoch(weights, shapes, analysis, epoch)
 
 
 @dataclass
@@ -272,25 +208,34 @@ class RunState:
         }
 
 
-def _restore(payload: dict, config: TrainConfig) -> RunState:
+def _restore(payload: dict, model: nn.Module, analysis: Analysis) -> RunState:
+    """The run's state from its checkpoint.  Recorded under another analysis (a new spike
+    rule, other thresholds or stopping settings), the spectral history is recomputed from
+    the stored eigenvalues, so that the run's tables follow one analysis throughout."""
     plain = payload["state"]
-    stoppers = new_stoppers(config)
-    for name, stopper in stoppers.items():
-        if name in plain["stoppers"]:
-            stopper.load_state_dict(plain["stoppers"][name])
     eigenvalues: dict[int, dict[str, np.ndarray]] = {}
     for key, values in payload["eigenvalues"].items():
         layer, epoch = key.rsplit("/", 1)
         eigenvalues.setdefault(int(epoch), {})[layer] = values.cpu().numpy()
+    stoppers = analysis.stoppers()
+    spectral = plain["spectral"]
+    if plain.get("analysis") == analysis.identity():
+        for name, stopper in stoppers.items():
+            stopper.load_state_dict(plain["stoppers"][name])
+    else:
+        modules = dict(model.named_modules())
+        shapes = {layer: tuple(modules[layer].weight.shape) for layer in analysis.layers}
+        measured = sorted({int(row["epoch"]) for row in spectral})
+        spectral, stoppers = replay(eigenvalues, shapes, analysis, measured)
     return RunState(
         epoch=int(plain["epoch"]),
         metrics=plain["metrics"],
-        spectral=plain["spectral"],
+        spectral=spectral,
         eigenvalues=eigenvalues,
         stoppers=stoppers,
         status=plain["status"],
         wall_time=float(plain["wall_time"]),
-        analysis=plain.get("analysis", {}),
+        analysis=analysis.identity(),
     )
 
 
@@ -310,7 +255,11 @@ def _save(out: Path, state: RunState, model, optimizer, generator) -> None:
 
     write_atomically(out / "eigenvalues.npz", save_eigenvalues)
     payload = checkpoint_payload(state.plain(), model, optimizer, generator, flat)
-    write_atomically(out / "checkpoint.pt", lambda tmp: torch.save(payload, tmp))
+    # serialised in memory first: torch.save reports a full disk as an opaque RuntimeError,
+    # a plain file write as OSError(ENOSPC) naming the file
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(out / "checkpoint.pt", buffer.getvalue())
 
 
 def _summary(state: RunState, data: Dataset, config: TrainConfig, info: dict) -> dict:
@@ -361,7 +310,9 @@ def _esd_figure(out: Path, state: RunState, config: TrainConfig) -> None:
     for ax, layer in zip(axes[0], layers, strict=True):
         eigs = state.eigenvalues[last][layer]
         row = next(r for r in state.spectral if r["epoch"] == last and r["layer"] == layer)
-        result = ht.classify(eigs, threshold="calibrated", ratio=row["ratio"])
+        result = ht.classify(
+            eigs, threshold="calibrated", ratio=row["ratio"], n_classes=config.n_classes
+        )
         plot_esd(ax, eigs, result, title=f"{layer}, epoch {last}")
     figure.tight_layout()
     write_atomically(out / "esd_final.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
@@ -450,7 +401,8 @@ def run_training(
             weight_decay=config.weight_decay,
         )
         generator = torch.Generator().manual_seed(config.seed)
-        state = RunState(stoppers=new_stoppers(config), analysis=config.analysis)
+        analysis = config.analysis
+        state = RunState(stoppers=analysis.stoppers(), analysis=analysis.identity())
         if (out / "checkpoint.pt").exists():
             payload = load_checkpoint(out / "checkpoint.pt", map_location=device)
             model.load_state_dict(payload["model"])
@@ -459,7 +411,7 @@ def run_training(
             torch.set_rng_state(payload["torch_rng"].cpu())
             if "cuda_rng" in payload and device.type == "cuda":
                 torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
-            state = _restore(payload, config)
+            state = _restore(payload, model, analysis)
         x_train, y_train = data.x_train.to(device), data.y_train.to(device)
         x_test, y_test = data.x_test.to(device), data.y_test.to(device)
         x_val = data.x_val.to(device) if data.x_val is not None else None
@@ -498,7 +450,7 @@ def run_training(
             rows: list[dict] = []
             spectra_began = time.perf_counter()
             if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
-                rows, eigenvalues, per_rule = spectral_rows(model, config, epoch)
+                rows, eigenvalues, per_rule = spectral_rows(model, analysis, epoch)
                 state.eigenvalues[epoch] = eigenvalues
                 state.spectral.extend(rows)
                 for name, stopper in state.stoppers.items():
