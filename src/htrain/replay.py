@@ -134,7 +134,8 @@ def replay(
 def read_eigenvalues(path) -> dict[int, dict[str, np.ndarray]]:
     """A run's eigenvalues.npz as {epoch: {layer: eigenvalues}} (no pickles allowed)."""
     by_epoch: dict[int, dict[str, np.ndarray]] = {}
-    with np.load(path, allow_pickle=False) as stored:
+    # our own handle: np.load leaves its file open when the archive is corrupt
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
         for key in stored.files:
             layer, epoch = key.rsplit("/", 1)
             by_epoch.setdefault(int(epoch), {})[layer] = stored[key]

@@ -1,0 +1,147 @@
+"""collect: tables from run folders, replayed spectra, and damaged folders that never stop it."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT
+from hydra import compose, initialize_config_dir
+
+from htrain import experiment
+from htrain.collect import analysis_of, collect, esd_history, esd_table
+from htrain.replay import replay
+from htrain.train import run_training
+
+
+def compose_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def train(folder, *overrides: str) -> None:
+    cfg = compose_config("profile=smoke", "data.n_per_class=150", *overrides)
+    run_training(
+        folder,
+        experiment.load_data(cfg),
+        experiment.train_config(cfg),
+        progress=False,
+        config_yaml=__import__("omegaconf").OmegaConf.to_yaml(cfg, resolve=True),
+    )
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """Two finished runs of a small sweep (3 epochs each), made once for this module."""
+    root = tmp_path_factory.mktemp("sweep")
+    train(root / "run_a", "train.epochs=3", "data.delta=0.5")
+    train(root / "run_b", "train.epochs=3", "data.delta=2.0", "data.K=2")
+    return root
+
+
+def copy_of(sweep_dir, tmp_path):
+    target = tmp_path / "runs"
+    shutil.copytree(sweep_dir, target)
+    return target
+
+
+def test_collect_replays_the_live_spectra_exactly(sweep_dir):
+    tables, meta = collect(sweep_dir)
+    assert tables["problems"].empty and len(tables["runs"]) == 2
+    for run in ("run_a", "run_b"):
+        live = pd.read_csv(sweep_dir / run / "spectral.csv")
+        replayed = tables["spectral"][tables["spectral"]["run"] == run]
+        replayed = replayed[live.columns].reset_index(drop=True)
+        # "" (nothing skipped) reads back from CSV as NaN
+        assert live["skipped"].isna().all() and (replayed["skipped"] == "").all()
+        pd.testing.assert_frame_equal(
+            replayed.drop(columns="skipped"), live.drop(columns="skipped"), check_dtype=False
+        )
+        summary = json.loads((sweep_dir / run / "summary.json").read_text())
+        row = tables["runs"].set_index("run").loc[run]
+        for rule, result in summary["rules"].items():
+            for layer, epoch in result["fire_epoch"].items():
+                collected = row[f"fire_epoch_{rule}_{layer}"]
+                assert (epoch is None and pd.isna(collected)) or epoch == collected
+    (identity,) = [a for a in meta["analysis"] if a["n_classes"] == 8]
+    assert identity["spike_rule"] and identity["layers"] == ["fc2", "fc3"]
+
+
+def test_a_replay_from_the_float32_esd_table_keeps_s_hat_within_1e_6(sweep_dir):
+    tables, _ = collect(sweep_dir)
+    esd = esd_table(sweep_dir, tables["runs"], {"data.K": ["8"]})
+    assert esd["eigenvalue"].dtype == np.float32
+    live = pd.read_csv(sweep_dir / "run_a" / "spectral.csv")
+    config = __import__("yaml").safe_load((sweep_dir / "run_a" / "config.yaml").read_text())
+    shapes = {row.layer: (row.n, row.N) for row in live.itertuples()}
+    rows, _ = replay(esd_history(esd, "run_a"), shapes, analysis_of(config))
+    replayed = pd.DataFrame(rows)
+    assert np.max(np.abs(replayed["s_hat"].to_numpy() - live["s_hat"].to_numpy())) < 1e-6
+    assert (replayed["type"] == live["type"]).all()
+
+
+def test_collect_without_k_is_the_gap_rule(sweep_dir):
+    with_k, _ = collect(sweep_dir)
+    without, meta = collect(sweep_dir, n_classes=None)
+    assert [a["n_classes"] for a in meta["analysis"]] == [None]
+    assert len(without["spectral"]) == len(with_k["spectral"])
+
+
+def damage(folder, how: str) -> None:
+    if how == "empty config":
+        (folder / "config.yaml").write_text("")
+    elif how == "summary without keys":
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["rules"] = {"paper_C0.4": {}}
+        del summary["final_test_acc"]
+        (folder / "summary.json").write_text(json.dumps(summary))
+    elif how == "corrupt eigenvalues":
+        (folder / "eigenvalues.npz").write_bytes(b"PK\x03\x04 not a zip")
+    elif how == "truncated metrics":
+        text = (folder / "metrics.csv").read_text()
+        (folder / "metrics.csv").write_text(text[: len(text) - 9])
+    elif how == "short metrics":
+        lines = (folder / "metrics.csv").read_text().splitlines(keepends=True)
+        (folder / "metrics.csv").write_text("".join(lines[:-1]))
+    elif how == "no done":
+        (folder / "done").unlink()
+    elif how == "garbage summary":
+        (folder / "summary.json").write_text("[1, 2")
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("empty config", "config.yaml is empty"),
+        ("summary without keys", "summary.json lacks ['final_test_acc']"),
+        ("corrupt eigenvalues", "eigenvalues.npz unreadable"),
+        ("truncated metrics", "metrics.csv is truncated"),
+        ("short metrics", "metrics.csv has epochs 0-2 (3 rows) but summary.json says 0-3"),
+        ("no done", "incomplete"),
+        ("garbage summary", "summary.json unreadable"),
+    ],
+)
+def test_a_damaged_run_is_listed_and_the_good_ones_are_collected(sweep_dir, tmp_path, how, reason):
+    runs = copy_of(sweep_dir, tmp_path)
+    damage(runs / "run_a", how)
+    tables, _ = collect(runs)
+    problems = dict(zip(tables["problems"]["run"], tables["problems"]["problem"], strict=True))
+    assert list(problems) == ["run_a"] and reason in problems["run_a"], problems
+    assert tables["runs"]["run"].tolist() == ["run_b"]
+
+
+def test_the_command_line_keeps_existing_tables_unless_told(sweep_dir, tmp_path):
+    command = [sys.executable, str(ROOT / "scripts" / "collect.py"), "demo"]
+    command += ["--runs", str(sweep_dir), "--out", str(tmp_path / "out")]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "out" / "runs.csv").stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "out" / "runs.csv").stat().st_mtime_ns == before
+    forced = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, cwd=ROOT)
+    assert forced.returncode == 0, forced.stderr
