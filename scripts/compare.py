@@ -20,26 +20,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from htrain.compare import MAIN_RULES, RULES, evaluate_runs, summarise
+from htrain.compare import evaluate_runs, main_rules, summarise
 from htrain.figures import compare_figure
 from htrain.io import write_atomically, write_text
-from htrain.report import PANELS
+from htrain.report import PANELS, thresholds_in
 
 SWEEPS = (*PANELS, *(f"{panel}_val" for panel in PANELS), "compare_real")
 FULL, REDUCED = "full", "reduced (90%)"
 
 
-def load(results: Path) -> pd.DataFrame:
-    """Outcomes of every rule on every run; a run with validation losses trained on the
-    reduced set, the others on the full one."""
-    frames = []
+def load(results: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Outcomes of every rule on every run (a run with validation losses trained on the
+    reduced set, the others on the full one), and the names of the main rules."""
+    frames, main_names = [], []
     for name in SWEEPS:
         folder = results / name
         if not (folder / "epochs.csv").exists():
             continue
         epochs = pd.read_csv(folder / "epochs.csv")
         spectral = pd.read_parquet(folder / "spectral.parquet")
-        outcomes = evaluate_runs(epochs, spectral, RULES)
+        outcomes = evaluate_runs(epochs, spectral)
+        for rule in main_rules(thresholds_in(spectral)):
+            if rule.name not in main_names:
+                main_names.append(rule.name)
         with_split = (
             set(epochs.loc[epochs["val_loss"].notna(), "run"]) if "val_loss" in epochs else set()
         )
@@ -60,7 +63,7 @@ def load(results: Path) -> pd.DataFrame:
         frames.append(outcomes)
     if not frames:
         raise FileNotFoundError(f"no collected panels under {results} ({', '.join(SWEEPS)})")
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), main_names
 
 
 def markdown(summary: pd.DataFrame) -> str:
@@ -100,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or args.results / "compare"
     try:
-        outcomes = load(args.results)
+        outcomes, main_names = load(args.results)
     except (FileNotFoundError, ValueError, KeyError) as error:
         sys.exit(f"error: {error}")
     by_panel = summarise(outcomes, ["training_set", "panel"])
@@ -120,7 +123,7 @@ def main() -> None:
         "that were run on both training sets.\n\n"
     )
     write_text(out / "summary.md", heading + markdown(pooled))
-    figure = compare_figure(paired, [r.name for r in MAIN_RULES])
+    figure = compare_figure(paired, main_names)
     write_atomically(out / "compare.png", lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     print(f"{outcomes['run'].nunique()} runs -> {out}: outcomes.csv, summary.csv/.md, compare.png")
 

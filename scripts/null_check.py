@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from heavytail import spectral_distance, wishart_eigenvalues
-from heavytail.distance import scale_factor, threshold_for
+from heavytail import Threshold, spectral_distance, wishart_eigenvalues
+from heavytail.distance import scale_factor
 from heavytail.null import columns_for
 from htrain.io import write_atomically
 
@@ -46,14 +46,16 @@ def main() -> None:
         f"{'c':>4s} {'n':>5s} | {'mean':>5s} {'max':>5s} | {'paper fires':>11s} "
         f"{'calibrated':>10s} {'cal. s*/scale':>13s}"
     )
+    paper, calibrated = Threshold("paper", 0.4), Threshold("calibrated")
     for ratio, sizes in GRID:
         for n in sizes:
             results = [
                 spectral_distance(wishart_eigenvalues(n, columns_for(n, ratio), rng), ratio=ratio)
                 for _ in range(args.draws)
             ]
+            judged = {rule.name: [rule.judge(r) for r in results] for rule in (paper, calibrated)}
             scaled = np.array([r.scaled for r in results])
-            calibrated = threshold_for(n, ratio, "calibrated")
+            level = judged[calibrated.name][0].threshold
             rows += [
                 {
                     "c": ratio,
@@ -61,17 +63,16 @@ def main() -> None:
                     "draw": draw,
                     "s_hat": r.s_hat,
                     "scaled": r.scaled,
-                    "fires_paper_C0.4": r.fires,
-                    "fires_calibrated": r.s_hat > calibrated,
-                    "calibrated_scaled": calibrated / scale_factor(n),
+                    **{f"fires_{name}": verdicts[draw].fires for name, verdicts in judged.items()},
+                    "calibrated_scaled": level / scale_factor(n),
                 }
                 for draw, r in enumerate(results)
             ]
             print(
                 f"{ratio:4.1f} {n:5d} | {scaled.mean():5.2f} {scaled.max():5.2f} | "
-                f"{np.mean([r.fires for r in results]):11.0%} "
-                f"{np.mean([r.s_hat > calibrated for r in results]):10.0%} "
-                f"{calibrated / scale_factor(n):13.2f}"
+                f"{np.mean([r.fires for r in judged[paper.name]]):11.0%} "
+                f"{np.mean([r.fires for r in judged[calibrated.name]]):10.0%} "
+                f"{level / scale_factor(n):13.2f}"
             )
     if args.out:
         table = pd.DataFrame(rows)

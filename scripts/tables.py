@@ -1,7 +1,7 @@
 """Early-stopping tables in the paper's form, ours beside its numbers:
 `python scripts/tables.py [--results results] [--out results/tables]`.
 
-For each rule (paper C = 0.4 and 0.6, calibrated) writes early_stopping_<rule>.csv and .md:
+For each rule recorded (paper C = 0.4 and 0.6, calibrated) writes early_stopping_<rule>.csv, .md:
 the paper's settings (K = 8) of every synthetic panel found under results/, seeds pooled.
 Also trend.csv: Figure 2.13 in numbers (share of HT and of BT-or-HT final types per setting),
 and difficulty_bands.csv/.md: per panel, runs grouped by final test accuracy, how often each
@@ -20,11 +20,11 @@ import pandas as pd
 from htrain.io import write_atomically, write_text
 from htrain.report import (
     PANELS,
-    RULES,
     difficulty_bands,
     early_stopping_table,
     markdown_bands,
     markdown_early_stopping,
+    thresholds_in,
     trend_table,
 )
 
@@ -43,7 +43,8 @@ def main() -> None:
         )
     try:
         runs = {panel: pd.read_csv(path) for panel, path in panels.items()}
-        for rule in RULES:
+        for rule in thresholds_in(next(iter(runs.values()))):
+            rule = rule.name
             table = pd.concat(
                 [early_stopping_table(frame, panel, rule) for panel, frame in runs.items()],
                 ignore_index=True,

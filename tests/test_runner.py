@@ -27,8 +27,6 @@ OUTPUTS = (
 )
 
 
-
-
 def config(*overrides: str):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)

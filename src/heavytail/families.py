@@ -42,9 +42,7 @@ def planted_spikes(n: int, N: int, strengths, rng: np.random.Generator) -> np.nd
     return matrix * np.sqrt(N)
 
 
-def spiked_covariance_eigenvalues(
-    n: int, N: int, spikes, rng: np.random.Generator
-) -> np.ndarray:
+def spiked_covariance_eigenvalues(n: int, N: int, spikes, rng: np.random.Generator) -> np.ndarray:
     """Eigenvalues of W W^T / N for W = Sigma^(1/2) Z, Z an n x N standard Gaussian matrix and
     Sigma = I + sum_i l_i e_i e_i^T (Johnstone's spiked covariance), ascending, in O(n^3)
     without forming W.

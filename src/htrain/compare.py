@@ -19,16 +19,18 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+import heavytail as ht
 from heavytail import SpectralEarlyStopping
+from htrain.report import primary_threshold, thresholds_in
 
 EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A stopping rule.  kind: "spectral" (threshold = paper_C0.4 | paper_C0.6 | calibrated,
-    combine = any | all | widest), "validation" (Keras EarlyStopping on val_loss with
-    restore_best_weights) or "none" (train to the end)."""
+    """A stopping rule.  kind: "spectral" (threshold = a ``heavytail.Threshold`` name such as
+    paper_C0.4 or calibrated; combine = any | all | widest), "validation" (Keras
+    EarlyStopping on val_loss with restore_best_weights) or "none" (train to the end)."""
 
     name: str
     kind: str
@@ -37,24 +39,41 @@ class Rule:
     combine: str = "any"
 
 
-MAIN_RULES = (
-    Rule("spectral C=0.4", "spectral", "paper_C0.4"),
-    Rule("spectral C=0.6", "spectral", "paper_C0.6"),
-    Rule("spectral calibrated", "spectral", "calibrated"),
-    Rule("validation p=5", "validation", patience=5),
-    Rule("validation p=10", "validation", patience=10),
-    Rule("no early stopping", "none"),
-)
-VARIANT_RULES = tuple(
-    Rule(f"spectral {label} {variant}", "spectral", threshold, patience, combine)
-    for threshold, label in (("paper_C0.4", "C=0.4"), ("calibrated", "calibrated"))
-    for variant, patience, combine in (
-        ("all layers", 1, "all"),
-        ("widest layer", 1, "widest"),
-        ("patience 3", 3, "any"),
+def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
+    """Each recorded spectral rule as the paper uses it (first fire of any layer), Keras'
+    validation stopping with patience 5 and 10, and training to the end."""
+    spectral = tuple(Rule(f"spectral {_short(rule)}", "spectral", rule.name) for rule in thresholds)
+    return (
+        *spectral,
+        Rule("validation p=5", "validation", patience=5),
+        Rule("validation p=10", "validation", patience=10),
+        Rule("no early stopping", "none"),
     )
-)
-RULES = MAIN_RULES + VARIANT_RULES
+
+
+def variant_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
+    """All layers, the widest layer only, patience 3: for the paper's rule and the calibrated."""
+    chosen = [primary_threshold(thresholds)]
+    chosen += [rule for rule in thresholds if rule.rule == "calibrated" and rule not in chosen]
+    return tuple(
+        Rule(f"spectral {_short(rule)} {variant}", "spectral", rule.name, patience, combine)
+        for rule in chosen
+        for variant, patience, combine in (
+            ("all layers", 1, "all"),
+            ("widest layer", 1, "widest"),
+            ("patience 3", 3, "any"),
+        )
+    )
+
+
+def rules_for(spectral: pd.DataFrame) -> tuple[Rule, ...]:
+    """Every rule compared on a collected spectral table: main rules, then variants."""
+    thresholds = thresholds_in(spectral)
+    return main_rules(thresholds) + variant_rules(thresholds)
+
+
+def _short(rule: ht.Threshold) -> str:
+    return f"C={rule.C:g}" if rule.rule == "paper" else "calibrated"
 
 
 def widest_layer(spectral: pd.DataFrame) -> str:
@@ -108,7 +127,7 @@ def _replay(
         layers, combine = [widest_layer(spectral)], "any"
     stopper = SpectralEarlyStopping(
         layers=layers,
-        threshold="calibrated" if threshold == "calibrated" else "paper",
+        threshold=ht.Threshold.from_name(threshold).rule,
         patience=patience,
         start_from_epoch=start_from_epoch,
         combine=combine,
@@ -155,14 +174,16 @@ def validation_stop(
     return None, int(rows["epoch"].iloc[-1])
 
 
-def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> list[dict]:
+def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=None) -> list[dict]:
     """One record per rule for one run: when it stops, what it reports, and against what.
 
     lost_vs_best = best test accuracy in hindsight - reported; lost_vs_last = last-epoch
     accuracy - reported (negative: the rule gained); epochs_saved = last epoch - stop epoch.
     A false stop is a fire on an easy run (final test accuracy above EASY_ACCURACY).
-    Validation rules are skipped on runs without a validation split.
+    Validation rules are skipped on runs without a validation split.  ``rules`` defaults to
+    ``rules_for(spectral)``.
     """
+    rules = rules_for(spectral) if rules is None else rules
     metrics = metrics.sort_values("epoch").set_index("epoch")
     trained = metrics.loc[metrics.index >= 1, "test_acc"]
     last_epoch = int(metrics.index.max())
@@ -202,8 +223,9 @@ def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> 
     return records
 
 
-def evaluate_runs(epochs: pd.DataFrame, spectral: pd.DataFrame, rules=RULES) -> pd.DataFrame:
+def evaluate_runs(epochs: pd.DataFrame, spectral: pd.DataFrame, rules=None) -> pd.DataFrame:
     """``evaluate_run`` over every run of the collected tables (column "run")."""
+    rules = rules_for(spectral) if rules is None else rules
     records = []
     by_run = dict(tuple(spectral.groupby("run", sort=False)))
     for run, metrics in epochs.groupby("run", sort=False):

@@ -12,10 +12,27 @@ from matplotlib.figure import Figure
 
 import heavytail as ht
 from heavytail.viz import plot_esd
-from htrain.report import TYPES, layers_of, parameter_label, type_shares
+from htrain.report import TYPES, layers_of, parameter_label, thresholds_in, type_shares
 
 TYPE_COLOURS = {"LT": "tab:green", "BT": "tab:orange", "HT": "tab:red", "RC": "0.4"}
-RULE_STYLES = {"paper_C0.4": ":", "paper_C0.6": "-.", "calibrated": "--"}
+PAPER_RULE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 1, 1, 1)))
+
+
+def rule_styles(thresholds: list[ht.Threshold]) -> dict[str, object]:
+    """A line style per rule: dashed for the calibrated rule, the paper's rules in turn."""
+    styles, paper = {}, iter(PAPER_RULE_STYLES * 4)
+    for rule in thresholds:
+        styles[rule.name] = "--" if rule.rule == "calibrated" else next(paper)
+    return styles
+
+
+def describe_styles(styles: dict[str, object]) -> str:
+    words = {":": "dotted", "-.": "dash-dot", "--": "dashed"}
+    return ", ".join(
+        f"{words.get(style, 'fine')} {ht.Threshold.from_name(name).label}"
+        for name, style in styles.items()
+        if isinstance(style, str)
+    )
 
 
 def run_label(runs: pd.DataFrame, run: str) -> str:
@@ -166,11 +183,12 @@ def shat_figure(
     figure = Figure(figsize=(4.2 * len(chosen), 3.2), layout="constrained")
     axes = figure.subplots(1, len(chosen), squeeze=False)[0]
     colours = ("tab:blue", "tab:purple", "tab:brown")
+    styles = rule_styles(thresholds_in(spectral))
     for ax, run in zip(axes, chosen, strict=True):
         part = spectral[spectral["run"] == run]
         for colour, (layer, rows) in zip(colours, part.groupby("layer", sort=False), strict=False):
             ax.plot(rows["epoch"], rows["s_hat"], color=colour, lw=1.5, label=f"{layer} s_hat")
-            for rule, style in RULE_STYLES.items():
+            for rule, style in styles.items():
                 column = f"threshold_{rule}"
                 if column in rows:
                     ax.plot(rows["epoch"], rows[column], color=colour, ls=style, lw=0.9)
@@ -184,7 +202,7 @@ def shat_figure(
         twin.set_ylabel("test accuracy (grey)")
     axes[0].legend(fontsize=6, loc="upper left")
     figure.suptitle(
-        "Spectral statistic over training (dotted C = 0.4, dash-dot C = 0.6, dashed calibrated)",
+        f"Spectral statistic over training ({describe_styles(styles)})",
         fontsize=9,
     )
     return figure

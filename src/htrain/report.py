@@ -11,11 +11,34 @@ import math
 import numpy as np
 import pandas as pd
 
+import heavytail as ht
 from htrain.paper import PAPER_C, PAPER_K, format_fire, paper_rows
 
 TYPES = ("LT", "BT", "HT", "RC")
 PANELS = ("nn1_d1", "nn1_d2", "nn2_d1", "nn2_d2")
-RULES = ("paper_C0.4", "paper_C0.6", "calibrated")
+
+
+def thresholds_in(table: pd.DataFrame) -> list[ht.Threshold]:
+    """The rules a collected table holds, in the order they were recorded: from the
+    stop_epoch_<rule> columns of runs.csv or the threshold_<rule> columns of spectral tables
+    (``heavytail.Threshold`` names them)."""
+    names = []
+    for column in table.columns:
+        for prefix in ("stop_epoch_", "threshold_"):
+            if column.startswith(prefix) and column.removeprefix(prefix) not in names:
+                names.append(column.removeprefix(prefix))
+    if not names:
+        raise ValueError("the table has no stop_epoch_<rule> or threshold_<rule> columns")
+    return [ht.Threshold.from_name(name) for name in names]
+
+
+def primary_threshold(thresholds: list[ht.Threshold]) -> ht.Threshold:
+    """The paper's rule (C = 0.4) when recorded, else the first paper rule, else the first."""
+    paper = [rule for rule in thresholds if rule.rule == "paper"]
+    for rule in paper:
+        if rule.C == PAPER_C:
+            return rule
+    return (paper or thresholds)[0]
 
 
 def difficulty_column(runs: pd.DataFrame) -> str:
@@ -98,7 +121,7 @@ def early_stopping_table(runs: pd.DataFrame, panel: str, rule: str) -> pd.DataFr
     """
     column = difficulty_column(runs)
     layers = layers_of(runs)
-    with_paper = rule == f"paper_C{PAPER_C:g}"
+    with_paper = rule == ht.Threshold("paper", PAPER_C).name
     eights = runs[runs["data.K"].astype(int) == PAPER_K]
     records = []
     for paper in paper_rows(panel):
@@ -184,6 +207,7 @@ def difficulty_bands(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
     and share whose final spectrum is not LT / is HT in some monitored layer.  The paper's
     claim in one table: harder problems should fire and end heavy-tailed more often."""
     layers = [f"final_type_{layer}" for layer in layers_of(runs)]
+    rules = thresholds_in(runs)
     labels = ["<50%", "50-90%", "90-99%", ">99%"]
     edges = list(ACCURACY_BANDS)
     edges[-1] = 1.0 + 1e-9  # a perfect run belongs to the last band
@@ -193,35 +217,39 @@ def difficulty_bands(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
             "band": band,
             "not_LT": (runs[layers] != "LT").any(axis=1),
             "HT": (runs[layers] == "HT").any(axis=1),
-            "stop_epoch": runs[f"stop_epoch_paper_C{PAPER_C:g}"],
+            "stop_epoch": runs[f"stop_epoch_{primary_threshold(rules).name}"],
         }
     )
-    for rule in RULES:
-        frame[f"fired_{rule}"] = runs[f"stop_epoch_{rule}"].notna()
+    for rule in rules:
+        frame[f"fired_{rule.name}"] = runs[f"stop_epoch_{rule.name}"].notna()
     table = frame.groupby("band", observed=True).agg(
         runs=("not_LT", "size"),
-        **{f"fired_{rule}": (f"fired_{rule}", "mean") for rule in RULES},
-        stop_epoch_median_paper_C04=("stop_epoch", "median"),
+        **{f"fired_{rule.name}": (f"fired_{rule.name}", "mean") for rule in rules},
+        stop_epoch_median=("stop_epoch", "median"),
         final_not_LT=("not_LT", "mean"),
         final_HT=("HT", "mean"),
     )
     table = table.reset_index()
+    table["stop_rule"] = primary_threshold(rules).name
     return table.assign(panel=panel)[["panel", *table.columns]]
 
 
 def markdown_bands(table: pd.DataFrame) -> str:
-    header = (
-        "| panel | final test accuracy | runs | fired C=0.4 | fired C=0.6 | fired calibrated "
-        "| median stop epoch (C=0.4) | final type not LT | final type HT |"
-    )
-    lines = [header, "|" + "---|" * 9]
+    rules = [
+        ht.Threshold.from_name(c.removeprefix("fired_")) for c in table if c.startswith("fired_")
+    ]
+    primary = ht.Threshold.from_name(table["stop_rule"].iloc[0])
+    header = ["panel", "final test accuracy", "runs"]
+    header += [f"fired {rule.label}" for rule in rules]
+    header += [f"median stop epoch ({primary.label})", "final type not LT", "final type HT"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.to_dict("records"):
-        stop = row["stop_epoch_median_paper_C04"]
+        stop = row["stop_epoch_median"]
         cells = [
             row["panel"],
             str(row["band"]),
             str(row["runs"]),
-            *(f"{100 * row[f'fired_{rule}']:.0f}%" for rule in RULES),
+            *(f"{100 * row[f'fired_{rule.name}']:.0f}%" for rule in rules),
             "-" if math.isnan(stop) else f"{stop:g}",
             f"{100 * row['final_not_LT']:.0f}%",
             f"{100 * row['final_HT']:.0f}%",
