@@ -14,21 +14,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from htrain.naming import run_name
+from htrain.naming import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
-OmegaConf.register_new_resolver(
-    "run_name",
-    lambda *, _root_: run_name(
-        {
-            key: OmegaConf.to_container(_root_[key], resolve=True)
-            if OmegaConf.is_config(_root_[key])
-            else _root_[key]
-            for key in ("data", "model", "optim", "train", "spectra", "early_stop", "seed")
-        }
-    ),
-    replace=True,
-)
+register_resolvers()
 
 
 def print_summary(summary: dict) -> None:

@@ -60,3 +60,10 @@ def data_dir(tmp_path: Path) -> Path:
     write_mnist(root)
     write_cifar10(root)
     return root
+
+
+def pytest_configure(config) -> None:
+    # the configs' ${run_name:} and ${sweep_folder:} resolvers, as scripts/run.py registers them
+    from htrain.naming import register_resolvers
+
+    register_resolvers()

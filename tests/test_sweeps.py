@@ -29,7 +29,7 @@ def sweep(*overrides: str, output: Path) -> subprocess.CompletedProcess:
 def grid(name: str) -> dict[str, list[str]]:
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=[f"sweep={name}"], return_hydra_config=True)
-    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep_name == name
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.runtime.choices.sweep == name
     return {key: str(value).split(",") for key, value in cfg.hydra.sweeper.params.items()}
 
 

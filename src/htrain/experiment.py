@@ -187,6 +187,9 @@ class CheckOutputFolder:
         self._check(config.hydra.run.dir)
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        HydraConfig.instance().set_config(config)  # for ${hydra:...} in the sweep folder
         self._check(config.hydra.sweep.dir)
 
     # the other hooks Hydra calls on every callback

@@ -66,3 +66,30 @@ def run_name(values: Mapping) -> str:
     data = values["data"]
     prefix = f"{data['name']}_{data['kind']}" if data["name"] == "gmm" else data["name"]
     return f"{prefix}-{values['model']['name']}-{digest[:10]}"
+
+
+def sweep_folder(name: str | None, chosen_sweep: str | None) -> str:
+    """The folder of a multirun under sweeps/: sweep_name when set, else the chosen sweep's
+    name, else "manual" (a multirun without sweep=)."""
+    for candidate in (name, chosen_sweep):
+        if candidate not in (None, "None", "null", ""):
+            return str(candidate)
+    return "manual"
+
+
+def register_resolvers() -> None:
+    """The OmegaConf resolvers the configs use: ${run_name:} and ${sweep_folder:...}."""
+    from omegaconf import OmegaConf
+
+    def resolve_run_name(*, _root_) -> str:
+        return run_name(
+            {
+                key: OmegaConf.to_container(_root_[key], resolve=True)
+                if OmegaConf.is_config(_root_[key])
+                else _root_[key]
+                for key in HASHED_GROUPS
+            }
+        )
+
+    OmegaConf.register_new_resolver("run_name", resolve_run_name, replace=True)
+    OmegaConf.register_new_resolver("sweep_folder", sweep_folder, replace=True)

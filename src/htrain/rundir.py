@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from heavytail.cli import refused_objects
+
 CHECKPOINT_FORMAT = 2  # 1: a pickled state with callback objects (no longer loaded)
 RESTART_HINT = "re-run with train.restart=true to start this run over (its old files are kept)"
 
@@ -97,12 +99,12 @@ def load_checkpoint(path: str | Path, map_location) -> dict:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only load failed" in str(error).lower():
+        if refused_objects(error):
             raise BadCheckpoint(
                 f"{path} holds pickled objects (written by an older version, or not by this "
                 f"program) and is not loaded, for safety; {RESTART_HINT}"
             ) from None
-        raise BadCheckpoint(f"{path} is corrupt ({_first_line(error)}); {RESTART_HINT}") from None
+        raise BadCheckpoint(f"{path} is corrupt (not a torch.save file); {RESTART_HINT}") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise BadCheckpoint(f"{path} is corrupt ({_first_line(error)}); {RESTART_HINT}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

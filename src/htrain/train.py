@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,7 +423,9 @@ def run_training(
             range(start, config.epochs + 1),
             initial=start,
             total=config.epochs + 1,
-            disable=not progress,
+            # a bar redrawn into a log file is noise: only on a terminal (epoch lines go to
+            # stdout either way)
+            disable=not progress or not sys.stderr.isatty(),
             desc="epochs",
             leave=False,
         )

@@ -1,0 +1,175 @@
+"""Spectral monitoring and early stopping as a PyTorch Lightning callback.
+
+    from heavytail.integrations.lightning import SpectralMonitor
+
+    trainer = lightning.Trainer(callbacks=[SpectralMonitor(n_classes=10, stop=True)])
+
+At the end of every ``every_n_epochs``-th training epoch each monitored layer's spectrum is
+analysed (``heavytail.classify`` and the chosen threshold) and logged through
+``pl_module.log``, so TensorBoard, CSV, W&B and MLflow loggers get it with no extra code:
+
+    spectral/<layer>/s_hat       the statistic s_hat
+    spectral/<layer>/threshold   the rule's threshold s*
+    spectral/<layer>/fires       1 when s_hat > s*
+    spectral/<layer>/n_spikes    outliers set aside before the MP fit
+    spectral/<layer>/type        0 LT, 1 BT, 2 HT, 3 RC (``TYPE_CODES``)
+
+With ``stop=True`` training stops by the same rule as ``heavytail.SpectralEarlyStopping``
+(the decision is made by an instance of it, fed the same results): ``patience``,
+``combine``, ``start_from_epoch``, ``n_classes``.  Epochs are counted as completed epochs
+(1 after the first), as in the rest of this package.  The callback's state (streaks, fire
+epochs, history) is saved in Lightning checkpoints, so a resumed fit continues the count.
+Requires ``lightning`` (``pip install heavytail[lightning]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+
+from heavytail.callback import SpectralEarlyStopping
+from heavytail.classify import classify
+from heavytail.distance import Threshold
+from heavytail.esd import esd, matrix_shape
+
+TYPE_CODES = {"LT": 0, "BT": 1, "HT": 2, "RC": 3}
+
+
+def default_layers(module: nn.Module) -> list[str]:
+    """Every Linear layer with at least 2 inputs and 2 outputs (a spectrum needs n >= 2)."""
+    return [
+        name
+        for name, layer in module.named_modules()
+        if isinstance(layer, nn.Linear) and min(layer.weight.shape) >= 2
+    ]
+
+
+class SpectralMonitor(pl.Callback):
+    """Log the spectra of the monitored layers each epoch and, with ``stop``, stop training
+    when they leave the Marchenko-Pastur law (Meng & Yao's criterion; no validation data).
+
+    ``layers``: names, a function (name, module) -> bool, or None for every Linear layer.
+    ``C``, ``threshold`` ("paper" or "calibrated"), ``patience``, ``combine`` ("any" or
+    "all"), ``start_from_epoch`` and ``n_classes`` (K of the problem: pass it, so that the K
+    class spikes of a network that learns are not read as a heavy tail) as in
+    ``SpectralEarlyStopping``; ``verbose`` prints each fire and the stop.
+    """
+
+    TYPE_CODES = TYPE_CODES
+
+    def __init__(
+        self,
+        layers: Iterable[str] | Callable[[str, nn.Module], bool] | None = None,
+        every_n_epochs: int = 1,
+        C: float = 0.4,
+        threshold: str = "paper",
+        patience: int = 1,
+        combine: str = "any",
+        start_from_epoch: int = 1,
+        n_classes: int | None = None,
+        stop: bool = False,
+        verbose: bool = False,
+        log_prefix: str = "spectral",
+    ) -> None:
+        super().__init__()
+        if int(every_n_epochs) < 1:
+            raise ValueError(f"every_n_epochs must be at least 1, got {every_n_epochs!r}")
+        self.rule = Threshold(threshold, C)
+        self.select = layers if callable(layers) else None
+        self.layers = None if layers is None or callable(layers) else list(layers)
+        self.every_n_epochs = int(every_n_epochs)
+        self.stop = stop
+        self.verbose = verbose
+        self.log_prefix = log_prefix
+        self.stopper = SpectralEarlyStopping(
+            layers=self.layers,
+            C=C,
+            threshold=threshold,
+            patience=patience,
+            start_from_epoch=start_from_epoch,
+            combine=combine,
+            n_classes=n_classes,
+        )
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(rule=self.rule.name, prefix=self.log_prefix)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        modules = dict(pl_module.named_modules())
+        if self.layers is None:
+            if self.select is not None:
+                self.layers = [name for name, m in modules.items() if self.select(name, m)]
+            else:
+                self.layers = default_layers(pl_module)
+        missing = [name for name in self.layers if not hasattr(modules.get(name), "weight")]
+        if missing or not self.layers:
+            raise ValueError(
+                f"SpectralMonitor: layers {missing or self.layers} are not weight layers of the "
+                f"model; it has {default_layers(pl_module)}"
+            )
+        if self.stopper.layers is None:
+            self.stopper.layers = list(self.layers)
+
+    def analyse(self, pl_module: nn.Module) -> dict:
+        """{layer: SpectrumType} for the monitored layers' current weights."""
+        modules = dict(pl_module.named_modules())
+        results = {}
+        for name in self.layers:
+            weight = modules[name].weight
+            n, big_n = matrix_shape(tuple(weight.shape))
+            try:
+                results[name] = classify(
+                    esd(weight),
+                    C=self.rule.C,
+                    threshold=self.rule.rule,
+                    ratio=n / big_n,
+                    n_classes=self.stopper.n_classes,
+                )
+            except ValueError:  # NaN weights after divergence: no spectrum
+                results[name] = None
+        return results
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1  # completed epochs
+        if epoch % self.every_n_epochs:
+            return
+        results = self.analyse(pl_module)
+        for name, result in results.items():
+            key = f"{self.log_prefix}/{name}"
+            values = {
+                "s_hat": result.s_hat if result else math.nan,
+                "threshold": result.threshold if result else math.nan,
+                "fires": float(result.fires) if result else math.nan,
+                "n_spikes": float(result.n_spikes) if result else math.nan,
+                "type": float(TYPE_CODES[result.type]) if result else math.nan,
+            }
+            for metric, value in values.items():
+                pl_module.log(f"{key}/{metric}", value, on_step=False, on_epoch=True)
+        before = dict(self.stopper.fire_epoch)
+        self.stopper.observe(epoch, {n: r.distance if r else None for n, r in results.items()})
+        for name in self.stopper.fire_epoch.keys() - before.keys():
+            if self.verbose:
+                result = results[name]
+                rank_zero_info(
+                    f"SpectralMonitor: {name} left MP at epoch {epoch} "
+                    f"(s_hat {result.s_hat:.4f} > {result.threshold:.4f}, {result.type})"
+                )
+        if self.stop and self.stopper.stop_epoch == epoch:
+            trainer.should_stop = True
+            rank_zero_info(
+                f"SpectralMonitor: stopping at epoch {epoch}: "
+                f"{', '.join(self.stopper.stopped_by)} left the Marchenko-Pastur law "
+                f"({self.rule.label}, patience {self.stopper.patience})"
+            )
+
+    def state_dict(self) -> dict:
+        return {"layers": self.layers, "stopper": self.stopper.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.layers = state_dict["layers"]
+        self.stopper.load_state_dict(state_dict["stopper"])

@@ -1,0 +1,221 @@
+"""The Lightning callback in a real Trainer, and `python -m heavytail analyze` on real files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import ROOT
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from heavytail import SpectralEarlyStopping
+from heavytail.cli import main as cli_main
+from htrain.data import gaussian_mixture
+from htrain.models import nn1
+
+L = pytest.importorskip("lightning")
+from heavytail.integrations.lightning import TYPE_CODES, SpectralMonitor  # noqa: E402
+
+# Lightning's own advice and deprecations (dataloader workers, its pytree use under this
+# torch): not ours, so not errors here
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:.*litlogger.*"),
+    pytest.mark.filterwarnings("ignore:.*GPU available but not used.*"),
+]
+LAYERS = ["model.fc2", "model.fc3"]
+
+
+class Classifier(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = nn1((100,), 8)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return nn.functional.cross_entropy(self.model(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def loader() -> DataLoader:
+    # an easy mixture at a large learning rate: class spikes emerge within a few epochs, and
+    # the gap rule (K not given) fires on them, which gives the stopping test a real fire
+    data = gaussian_mixture("d1", 8, 100, 100, 10, seed=0, delta=2.0)
+    generator = torch.Generator().manual_seed(0)
+    return DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True, generator=generator
+    )
+
+
+class PlainRecorder(L.Callback):
+    """The plain SpectralEarlyStopping on the same weights at the same moment."""
+
+    def __init__(self) -> None:
+        self.stopper = SpectralEarlyStopping(layers=LAYERS)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.stopper.step(pl_module, trainer.current_epoch + 1)
+
+
+def trainer(tmp_path, callbacks, epochs: int, **options) -> "L.Trainer":
+    return L.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=L.pytorch.loggers.CSVLogger(tmp_path, name="logs"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        deterministic=True,
+        log_every_n_steps=1,
+        **options,
+    )
+
+
+def test_the_callback_logs_every_layer_and_stops_where_the_plain_callback_would(tmp_path):
+    recorder = PlainRecorder()
+    monitor = SpectralMonitor(layers=LAYERS, stop=True)
+    fit = trainer(tmp_path, [recorder, monitor], epochs=15, enable_checkpointing=False)
+    fit.fit(Classifier(), loader())
+    assert recorder.stopper.stop_epoch is not None, "no fire: the test needs one"
+    assert monitor.stopper.stop_epoch == recorder.stopper.stop_epoch
+    assert fit.current_epoch == monitor.stopper.stop_epoch  # it really stopped there
+    assert monitor.stopper.fire_epoch == recorder.stopper.fire_epoch
+    metrics = pd.read_csv(fit.logger.log_dir + "/metrics.csv")
+    for layer in LAYERS:
+        for name in ("s_hat", "threshold", "fires", "n_spikes", "type"):
+            assert f"spectral/{layer}/{name}" in metrics.columns
+    logged = metrics[f"spectral/{LAYERS[0]}/s_hat"].dropna().to_numpy()
+    plain = [row["s_hat"] for row in recorder.stopper.history if row["layer"] == LAYERS[0]]
+    np.testing.assert_allclose(logged, plain, rtol=1e-6)  # logged as float32
+    assert set(metrics[f"spectral/{LAYERS[0]}/type"].dropna()) <= set(TYPE_CODES.values())
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+def test_a_resumed_fit_continues_the_patience_count(tmp_path):
+    options = dict(layers=LAYERS, patience=3, combine="all", threshold="paper", C=0.4, stop=False)
+    whole = SpectralMonitor(**options)
+    trainer(tmp_path / "whole", [whole], epochs=6, enable_checkpointing=False).fit(
+        Classifier(), loader()
+    )
+    first = SpectralMonitor(**options)
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer(tmp_path / "part", [first, checkpoints], epochs=3).fit(Classifier(), loader())
+    resumed = SpectralMonitor(**options)
+    again = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer(tmp_path / "rest", [resumed, again], epochs=6).fit(
+        Classifier(), loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt"
+    )
+    assert [row["epoch"] for row in resumed.stopper.history] == [
+        row["epoch"] for row in whole.stopper.history
+    ]
+    assert resumed.stopper.state_dict()["streak"] == whole.stopper.state_dict()["streak"]
+    assert resumed.stopper.fire_epoch == whole.stopper.fire_epoch
+
+
+def test_layers_can_be_chosen_by_a_filter_and_bad_names_fail_early(tmp_path):
+    chosen = SpectralMonitor(layers=lambda name, module: name.endswith("fc3"))
+    trainer(tmp_path, [chosen], epochs=1, enable_checkpointing=False).fit(Classifier(), loader())
+    assert chosen.layers == ["model.fc3"]
+    wrong = SpectralMonitor(layers=["model.fc9"])
+    with pytest.raises(ValueError, match="not weight layers"):
+        trainer(tmp_path, [wrong], epochs=1, enable_checkpointing=False).fit(Classifier(), loader())
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "heavytail", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_analyze_a_state_dict_with_csv_and_plots(tmp_path):
+    torch.manual_seed(0)
+    model = nn1((100,), 8)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    result = run_cli(
+        "analyze",
+        str(tmp_path / "model.pt"),
+        "--n-classes",
+        "8",
+        "--csv",
+        str(tmp_path / "t.csv"),
+        "--plot",
+        str(tmp_path / "plots"),
+        "--layers",
+        "fc2",
+        "fc3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fc2" in result.stdout and "s_hat" in result.stdout
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["name"].tolist() == ["fc2", "fc3"] and (table["type"] == "LT").all()
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["fc2.png", "fc3.png"]
+
+
+def test_analyze_a_lightning_checkpoint_and_a_run_checkpoint(tmp_path):
+    folder = tmp_path / "ckpt"
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
+    trainer(tmp_path, [checkpoints], epochs=1).fit(Classifier(), loader())
+    assert cli_main(["analyze", str(folder / "last.ckpt"), "--csv", str(tmp_path / "l.csv")]) == 0
+    names = pd.read_csv(tmp_path / "l.csv")["name"].tolist()
+    assert names == [f"model.fc{i}" for i in range(1, 6)]
+    # this repository's run checkpoints hold the model under "model"
+    run = tmp_path / "run"
+    from htrain.train import TrainConfig, run_training
+
+    data = gaussian_mixture("d1", 8, 100, 20, 5, seed=0, delta=1.0)
+    run_training(
+        run, data, TrainConfig(model="nn1", layers=("fc2", "fc3"), epochs=1), progress=False
+    )
+    assert cli_main(["analyze", str(run / "checkpoint.pt"), "--layers", "fc2"]) == 0
+
+
+def test_analyze_a_safetensors_file(tmp_path):
+    safetensors = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(0)
+    safetensors.save_file(
+        {"layer.weight": rng.standard_normal((200, 400)).astype(np.float32)},
+        str(tmp_path / "m.safetensors"),
+    )
+    assert (
+        cli_main(["analyze", str(tmp_path / "m.safetensors"), "--csv", str(tmp_path / "s.csv")])
+        == 0
+    )
+    assert pd.read_csv(tmp_path / "s.csv")["type"].tolist() == ["LT"]
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("ran",))
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"not a checkpoint", "bad.pt", "is not a readable PyTorch file"),
+        (None, "missing.pt", "does not exist"),
+        (b"{}", "weights.txt", "unknown file type"),
+        ("pickle", "evil.pt", "pickled Python objects"),
+        ("empty", "empty.pt", "no weight of 2 or more dimensions"),
+    ],
+)
+def test_analyze_bad_files_get_one_line(tmp_path, content, name, message):
+    path = tmp_path / name
+    if content == "pickle":
+        torch.save({"x": _Payload()}, path)
+    elif content == "empty":
+        torch.save({"bias": torch.zeros(3)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    result = run_cli("analyze", str(path))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and message in line
+    assert "ran" not in result.stdout
