@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from htrain.naming import register_resolvers
 
-ROOT = Path(__file__).resolve().parents[1]
 register_resolvers()
 
 
@@ -41,7 +40,7 @@ def print_summary(summary: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from htrain.experiment import git_state, load_data, train_config
+    from htrain.experiment import load_data, run_info, train_config
     from htrain.rundir import BadCheckpoint, RunInUse
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -54,13 +53,7 @@ def main(cfg: DictConfig) -> None:
         data = load_data(cfg)
     except (ValueError, FileNotFoundError, TimeoutError) as error:
         sys.exit(f"error: {error}")  # before any training: one line that says what to fix
-    info = {
-        "run_dir": str(out_dir),
-        "experiment": HydraConfig.get().runtime.choices.get("experiment"),
-        "profile": cfg.profile.name,
-        "seed": int(cfg.seed),
-        **git_state(ROOT),
-    }
+    info = run_info(cfg, out_dir, HydraConfig.get().runtime.choices)
     from htrain.train import run_training
 
     try:

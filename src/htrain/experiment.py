@@ -207,3 +207,18 @@ class CheckOutputFolder:
 
     def on_compute_sweep_end(self, config, **kwargs) -> None:
         pass
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def run_info(cfg, out_dir: str | Path, choices) -> dict:
+    """What summary.json records beside the results: the run folder, the experiment, the
+    profile, the seed, and the commit of the code with whether it had uncommitted changes."""
+    return {
+        "run_dir": str(out_dir),
+        "experiment": choices.get("experiment") if choices is not None else None,
+        "profile": cfg.profile.name,
+        "seed": int(cfg.seed),
+        **git_state(REPOSITORY),
+    }

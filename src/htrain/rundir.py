@@ -74,23 +74,33 @@ class RunLock:
             self._handle = None
 
 
-def checkpoint_payload(state: dict, model, optimizer, generator, eigenvalues: dict) -> dict:
+def checkpoint_payload(
+    state: dict, model_state: dict, optimizer_state: dict, generator_state, torch_rng, eigenvalues
+) -> dict:
     """The dict ``torch.save`` writes: tensors and plain data only (see the module docstring).
 
     ``eigenvalues`` maps "<layer>/<epoch>" to a numpy array; ``state`` holds JSON values.
+    Tensors are saved from the host, so a checkpoint made on a GPU loads on any machine.
     """
-    payload = {
+    return {
         "format": CHECKPOINT_FORMAT,
         "state": json.dumps(state),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
+        "model": {key: value.detach().cpu() for key, value in model_state.items()},
+        "optimizer": _to_host(optimizer_state),
+        "generator": generator_state.cpu(),
+        "torch_rng": torch_rng.cpu(),
         "eigenvalues": {key: torch.from_numpy(values) for key, values in eigenvalues.items()},
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        payload["cuda_rng"] = torch.cuda.get_rng_state_all()
-    return payload
+
+
+def _to_host(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {key: _to_host(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_host(value) for value in tree)
+    return tree
 
 
 def load_checkpoint(path: str | Path, map_location) -> dict:

@@ -32,6 +32,7 @@ from htrain.io import write_atomically, write_bytes, write_json, write_text
 from htrain.models import build_model, check_layers
 from htrain.replay import Analysis, analyse_epoch, replay
 from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
+from htrain.spectra import eigenvalues_of
 
 # Columns every metrics.csv and spectral.csv has (collect.py checks runs against them);
 # spectral.csv also has threshold_<rule> and fires_<rule> for each rule in spectra.C.
@@ -167,13 +168,23 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
 
 
 def spectral_rows(
-    model: nn.Module, analysis: Analysis, epoch: int
+    weights: dict[str, torch.Tensor], analysis: Analysis, epoch: int
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
-    """``htrain.replay.analyse_epoch`` on the monitored layers' current weights."""
-    modules = dict(model.named_modules())
-    weights = {layer: modules[layer].weight for layer in analysis.layers}
+    """``htrain.replay.analyse_epoch`` on the monitored layers' current weights (the
+    eigenvalues computed where the weights are: ``htrain.spectra.eigenvalues``)."""
     shapes = {layer: tuple(weight.shape) for layer, weight in weights.items()}
-    return analyse_epoch(weights, shapes, analysis, epoch)
+    sources = {}
+    for layer, weight in weights.items():
+        try:
+            sources[layer] = eigenvalues_of(weight)
+        except ValueError:  # NaN weights: analyse_epoch records why from the weight itself
+            sources[layer] = weight
+    return analyse_epoch(sources, shapes, analysis, epoch)
+
+
+def monitored_weights(model: nn.Module, layers) -> dict[str, torch.Tensor]:
+    modules = dict(model.named_modules())
+    return {layer: modules[layer].weight for layer in layers}
 
 
 @dataclass
@@ -209,7 +220,7 @@ class RunState:
         }
 
 
-def _restore(payload: dict, model: nn.Module, analysis: Analysis) -> RunState:
+def _restore(payload: dict, shapes: dict[str, tuple[int, ...]], analysis: Analysis) -> RunState:
     """The run's state from its checkpoint.  Recorded under another analysis (a new spike
     rule, other thresholds or stopping settings), the spectral history is recomputed from
     the stored eigenvalues, so that the run's tables follow one analysis throughout."""
@@ -224,8 +235,6 @@ def _restore(payload: dict, model: nn.Module, analysis: Analysis) -> RunState:
         for name, stopper in stoppers.items():
             stopper.load_state_dict(plain["stoppers"][name])
     else:
-        modules = dict(model.named_modules())
-        shapes = {layer: tuple(modules[layer].weight.shape) for layer in analysis.layers}
         measured = sorted({int(row["epoch"]) for row in spectral})
         spectral, stoppers = replay(eigenvalues, shapes, analysis, measured)
     return RunState(
@@ -240,27 +249,179 @@ def _restore(payload: dict, model: nn.Module, analysis: Analysis) -> RunState:
     )
 
 
-def _save(out: Path, state: RunState, model, optimizer, generator) -> None:
-    """Tables first, checkpoint last: on resume the checkpoint is the source of truth."""
-    write_atomically(
-        out / "metrics.csv", lambda tmp: pd.DataFrame(state.metrics).to_csv(tmp, index=False)
-    )
-    write_atomically(
-        out / "spectral.csv", lambda tmp: pd.DataFrame(state.spectral).to_csv(tmp, index=False)
-    )
-    flat = state.flat_eigenvalues()
+def _esd_figure(out: Path, state: RunState, config: TrainConfig) -> None:
+    from matplotlib.figure import Figure
 
-    def save_eigenvalues(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **flat)  # uncompressed: rewritten every epoch, must be fast
+    from heavytail.viz import plot_esd
 
-    write_atomically(out / "eigenvalues.npz", save_eigenvalues)
-    payload = checkpoint_payload(state.plain(), model, optimizer, generator, flat)
-    # serialised in memory first: torch.save reports a full disk as an opaque RuntimeError,
-    # a plain file write as OSError(ENOSPC) naming the file
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes(out / "checkpoint.pt", buffer.getvalue())
+    last = max((row["epoch"] for row in state.spectral), default=None)
+    layers = [layer for layer in config.layers if layer in state.eigenvalues.get(last, {})]
+    if not layers:
+        return
+    figure = Figure(figsize=(4.5 * len(layers), 3.8), layout="tight")
+    axes = figure.subplots(1, len(layers), squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        eigs = state.eigenvalues[last][layer]
+        row = next(r for r in state.spectral if r["epoch"] == last and r["layer"] == layer)
+        result = ht.classify(
+            eigs, threshold="calibrated", ratio=row["ratio"], n_classes=config.n_classes
+        )
+        plot_esd(ax, eigs, result, title=f"{layer}, epoch {last}")
+    write_atomically(out / "esd_final.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
+
+
+def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
+    parts = [f"epoch {epoch:3d}  train {metrics['train_acc']:.3f}  test {metrics['test_acc']:.3f}"]
+    for row in rows:
+        if row.get("skipped"):
+            parts.append(f"{row['layer']} -")
+            continue
+        mark = "*" if row[f"fires_{rule}"] else " "
+        parts.append(
+            f"{row['layer']} {row['s_hat']:.3f}/{row[f'threshold_{rule}']:.3f}{mark} {row['type']}"
+        )
+    return " | ".join(parts)
+
+
+RUN_FILES = (
+    "config.yaml",
+    "metrics.csv",
+    "spectral.csv",
+    "eigenvalues.npz",
+    "summary.json",
+    "checkpoint.pt",
+    "esd_final.png",
+    "done",
+)
+
+
+class RunRecorder:
+    """One run folder's bookkeeping, whatever trains the weights (``run_training`` or the
+    batched trainer ``htrain.batched``): what was recorded, the per-epoch metrics and
+    spectra, the stopping rules, the checkpoint, the summary.  The caller holds the folder's
+    lock (``htrain.rundir.RunLock``) for as long as it uses the recorder.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        data: Dataset,
+        config: TrainConfig,
+        info: dict | None = None,
+        config_yaml: str | None = None,
+        restart: bool = False,
+        checkpoint_every: int = 1,
+    ) -> None:
+        config.check()
+        if checkpoint_every < 1:
+            raise ValueError(f"train.checkpoint_every must be at least 1, got {checkpoint_every}")
+        self.out = Path(out_dir)
+        self.data, self.config, self.info = data, config, info or {}
+        self.analysis = config.analysis
+        self.checkpoint_every = checkpoint_every
+        if restart:
+            set_aside(self.out, list(RUN_FILES), time.strftime("%Y%m%dT%H%M%S"))
+        self.done = (self.out / "done").exists()
+        if config_yaml is not None and not self.done:
+            write_text(self.out / "config.yaml", config_yaml)
+        self.state = RunState(stoppers=self.analysis.stoppers(), analysis=self.analysis.identity())
+        self.primary = self.config.stop.name
+
+    def summary(self) -> dict:
+        return json.loads((self.out / "summary.json").read_text())
+
+    def load(self, device, shapes: dict[str, tuple[int, ...]]) -> dict | None:
+        """The checkpoint's payload (model, optimiser and RNG states) when the run resumes,
+        None when it starts; the recorded history is restored into ``self.state``."""
+        if not (self.out / "checkpoint.pt").exists():
+            return None
+        payload = load_checkpoint(self.out / "checkpoint.pt", map_location=device)
+        self.state = _restore(payload, shapes, self.analysis)
+        if self.state.status == "finished" and self.state.epoch < self.config.epochs:
+            self.state.status = "running"  # the same folder asked for more epochs
+        return payload
+
+    @property
+    def next_epoch(self) -> int:
+        return self.state.epoch + 1
+
+    @property
+    def running(self) -> bool:
+        return self.state.status == "running"
+
+    def record(
+        self,
+        epoch: int,
+        metrics: dict,
+        weights: dict[str, torch.Tensor],
+        diverged: bool,
+        seconds: float,
+    ) -> list[dict]:
+        """One epoch's metrics, spectra (every spectra_every epochs, at the last epoch and
+        on divergence) and stopping decisions; returns the epoch's spectral rows."""
+        config, state = self.config, self.state
+        rows: list[dict] = []
+        began = time.perf_counter()
+        if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
+            rows, eigenvalues, per_rule = spectral_rows(weights, self.analysis, epoch)
+            state.eigenvalues[epoch] = eigenvalues
+            state.spectral.extend(rows)
+            for name, stopper in state.stoppers.items():
+                stopper.observe(epoch, per_rule[name])
+        metrics["spectra_time_s"] = time.perf_counter() - began
+        metrics["wall_time_s"] = seconds + metrics["spectra_time_s"]  # checkpoint write excluded
+        state.metrics.append(metrics)
+        state.epoch = epoch
+        state.wall_time += metrics["wall_time_s"]
+        if diverged:
+            state.status = "diverged"
+        elif config.action == "stop" and state.stoppers[self.primary].should_stop:
+            state.status = "stopped"
+        elif epoch == config.epochs:
+            state.status = "finished"
+        return rows
+
+    def due(self, epoch: int) -> bool:
+        """Whether this epoch is saved: every checkpoint_every epochs and at the end."""
+        return not self.running or epoch % self.checkpoint_every == 0
+
+    def save(self, model_state: dict, optimizer_state: dict, generator_state, torch_rng) -> None:
+        """Tables first, checkpoint last: on resume the checkpoint is the source of truth."""
+        saving = time.perf_counter()
+        state = self.state
+        write_atomically(
+            self.out / "metrics.csv",
+            lambda tmp: pd.DataFrame(state.metrics).to_csv(tmp, index=False),
+        )
+        write_atomically(
+            self.out / "spectral.csv",
+            lambda tmp: pd.DataFrame(state.spectral).to_csv(tmp, index=False),
+        )
+        flat = state.flat_eigenvalues()
+
+        def save_eigenvalues(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **flat)  # uncompressed: rewritten at every save, must be fast
+
+        write_atomically(self.out / "eigenvalues.npz", save_eigenvalues)
+        payload = checkpoint_payload(
+            state.plain(), model_state, optimizer_state, generator_state, torch_rng, flat
+        )
+        # serialised in memory first: torch.save reports a full disk as an opaque
+        # RuntimeError, a plain file write as OSError(ENOSPC)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        write_bytes(self.out / "checkpoint.pt", buffer.getvalue())
+        state.wall_time += time.perf_counter() - saving  # counted in the next checkpoint
+
+    def finish(self) -> dict:
+        """summary.json, the final ESD figure, then the done marker."""
+        summary = _summary(self.state, self.data, self.config, self.info)
+        write_json(self.out / "summary.json", summary)
+        _esd_figure(self.out, self.state, self.config)
+        write_text(self.out / "done", f"{summary['status']}\n")
+        self.done = True
+        return summary
 
 
 def _summary(state: RunState, data: Dataset, config: TrainConfig, info: dict) -> dict:
@@ -298,53 +459,6 @@ def _summary(state: RunState, data: Dataset, config: TrainConfig, info: dict) ->
     }
 
 
-def _esd_figure(out: Path, state: RunState, config: TrainConfig) -> None:
-    import matplotlib.pyplot as plt
-
-    from heavytail.viz import plot_esd
-
-    last = max((row["epoch"] for row in state.spectral), default=None)
-    layers = [layer for layer in config.layers if layer in state.eigenvalues.get(last, {})]
-    if not layers:
-        return
-    figure, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 3.8), squeeze=False)
-    for ax, layer in zip(axes[0], layers, strict=True):
-        eigs = state.eigenvalues[last][layer]
-        row = next(r for r in state.spectral if r["epoch"] == last and r["layer"] == layer)
-        result = ht.classify(
-            eigs, threshold="calibrated", ratio=row["ratio"], n_classes=config.n_classes
-        )
-        plot_esd(ax, eigs, result, title=f"{layer}, epoch {last}")
-    figure.tight_layout()
-    write_atomically(out / "esd_final.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
-    plt.close(figure)
-
-
-def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
-    parts = [f"epoch {epoch:3d}  train {metrics['train_acc']:.3f}  test {metrics['test_acc']:.3f}"]
-    for row in rows:
-        if row.get("skipped"):
-            parts.append(f"{row['layer']} -")
-            continue
-        mark = "*" if row[f"fires_{rule}"] else " "
-        parts.append(
-            f"{row['layer']} {row['s_hat']:.3f}/{row[f'threshold_{rule}']:.3f}{mark} {row['type']}"
-        )
-    return " | ".join(parts)
-
-
-RUN_FILES = (
-    "config.yaml",
-    "metrics.csv",
-    "spectral.csv",
-    "eigenvalues.npz",
-    "summary.json",
-    "checkpoint.pt",
-    "esd_final.png",
-    "done",
-)
-
-
 def _train_epoch(model, optimizer, x_train, y_train, batch_size, generator, device):
     """One epoch of SGD; (mean loss, accuracy) accumulated on the device: no host
     synchronisation per batch."""
@@ -361,6 +475,20 @@ def _train_epoch(model, optimizer, x_train, y_train, batch_size, generator, devi
     return loss_sum.item() / len(y_train), correct.item() / len(y_train)
 
 
+def new_model(config: TrainConfig, data: Dataset, device) -> nn.Module:
+    """The run's network, initialised from its seed (PyTorch's default initialisation)."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.in_shape, data.num_classes).to(device)
+    check_layers(model, list(config.layers))
+    return model
+
+
+def new_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
 def run_training(
     out_dir: str | Path,
     data: Dataset,
@@ -370,6 +498,7 @@ def run_training(
     config_yaml: str | None = None,
     restart: bool = False,
     wait_for_lock: bool = False,
+    checkpoint_every: int = 1,
 ) -> dict:
     """Train, monitor and record one run in ``out_dir``; resume it if it was interrupted.
 
@@ -383,45 +512,30 @@ def run_training(
     from tqdm import tqdm
 
     config.check()
-    out = Path(out_dir)
-    with RunLock(out, wait=wait_for_lock):
-        if restart:
-            set_aside(out, list(RUN_FILES), time.strftime("%Y%m%dT%H%M%S"))
-        elif (out / "done").exists():
-            return json.loads((out / "summary.json").read_text())
-        if config_yaml is not None:
-            write_text(out / "config.yaml", config_yaml)
+    with RunLock(out_dir, wait=wait_for_lock):
+        recorder = RunRecorder(out_dir, data, config, info, config_yaml, restart, checkpoint_every)
+        if recorder.done:
+            return recorder.summary()
         device = pick_device(config.device)
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, data.in_shape, data.num_classes).to(device)
-        check_layers(model, list(config.layers))
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
+        model = new_model(config, data, device)
+        optimizer = new_optimizer(config, model.parameters())
         generator = torch.Generator().manual_seed(config.seed)
-        analysis = config.analysis
-        state = RunState(stoppers=analysis.stoppers(), analysis=analysis.identity())
-        if (out / "checkpoint.pt").exists():
-            payload = load_checkpoint(out / "checkpoint.pt", map_location=device)
+        shapes = {k: tuple(w.shape) for k, w in monitored_weights(model, config.layers).items()}
+        payload = recorder.load(device, shapes)
+        if payload is not None:
+            if not recorder.running:  # ended before its summary was written (killed between)
+                return recorder.finish()
             model.load_state_dict(payload["model"])
             optimizer.load_state_dict(payload["optimizer"])
             generator.set_state(payload["generator"].cpu())
             torch.set_rng_state(payload["torch_rng"].cpu())
-            if "cuda_rng" in payload and device.type == "cuda":
-                torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
-            state = _restore(payload, model, analysis)
         x_train, y_train = data.x_train.to(device), data.y_train.to(device)
         x_test, y_test = data.x_test.to(device), data.y_test.to(device)
         x_val = data.x_val.to(device) if data.x_val is not None else None
         y_val = data.y_val.to(device) if data.y_val is not None else None
-        primary = state.stoppers[config.stop.name]
-        start = state.epoch + 1
         bar = tqdm(
-            range(start, config.epochs + 1),
-            initial=start,
+            range(recorder.next_epoch, config.epochs + 1),
+            initial=recorder.next_epoch,
             total=config.epochs + 1,
             # a bar redrawn into a log file is noise: only on a terminal (epoch lines go to
             # stdout either way)
@@ -450,35 +564,23 @@ def run_training(
             diverged = not math.isfinite(train_loss) or any(
                 not torch.isfinite(p).all() for p in model.parameters()
             )
-            rows: list[dict] = []
-            spectra_began = time.perf_counter()
-            if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
-                rows, eigenvalues, per_rule = spectral_rows(model, analysis, epoch)
-                state.eigenvalues[epoch] = eigenvalues
-                state.spectral.extend(rows)
-                for name, stopper in state.stoppers.items():
-                    stopper.observe(epoch, per_rule[name])
-            metrics["spectra_time_s"] = time.perf_counter() - spectra_began
-            metrics["wall_time_s"] = time.perf_counter() - began  # the checkpoint write excluded
-            state.metrics.append(metrics)
-            state.epoch = epoch
-            if diverged:
-                state.status = "diverged"
-            elif config.action == "stop" and primary.should_stop:
-                state.status = "stopped"
-            elif epoch == config.epochs:
-                state.status = "finished"
-            state.wall_time += metrics["wall_time_s"]
-            saving = time.perf_counter()
-            _save(out, state, model, optimizer, generator)
-            state.wall_time += time.perf_counter() - saving  # counted in the next checkpoint
+            rows = recorder.record(
+                epoch,
+                metrics,
+                monitored_weights(model, config.layers),
+                diverged,
+                time.perf_counter() - began,
+            )
+            if recorder.due(epoch):
+                recorder.save(
+                    model.state_dict(),
+                    optimizer.state_dict(),
+                    generator.get_state(),
+                    torch.get_rng_state(),
+                )
             if progress:
                 tqdm.write(_line(epoch, metrics, rows, config.stop.name))
-            if state.status != "running":
+            if not recorder.running:
                 break
         bar.close()
-        summary = _summary(state, data, config, info or {})
-        write_json(out / "summary.json", summary)
-        _esd_figure(out, state, config)
-        write_text(out / "done", f"{summary['status']}\n")
-        return summary
+        return recorder.finish()

@@ -1,0 +1,119 @@
+"""Single runs against the batched trainer, and eigenvalues on the device against the host:
+`python scripts/bench_gpu.py [--device auto] [--members 27] [--per-class 7500] [--epochs 3]`.
+
+Measured in one call, on one device, so the ratios compare like with like:
+  1. eigvalsh of W W^T / N for the monitored shapes, on the device (htrain.spectra) and on
+     the host (heavytail.esd), median of --repeats;
+  2. one NN1 run (K = 8, D1) trained alone by htrain.train.run_training: seconds per epoch;
+  3. --members NN1 runs of one panel row (9 deltas x 3 seeds at K = 8 by default) trained as
+     one stacked model by htrain.batched.train_batched: seconds per run-epoch;
+then the ratio of 2 to 3 and the time the 81-run NN1 panel would take at 250 epochs.  Epochs
+include each run's spectra and checkpoint writes, as in real runs; epoch 0 (evaluation
+only) is left out.  The paper's scale is the default (made for a GPU: about 8 minutes on an
+H100 by design); on a CPU use a small size, e.g. --per-class 50 --members 4 --epochs 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import heavytail as ht
+from htrain.batched import Member, train_batched
+from htrain.data import gaussian_mixture
+from htrain.spectra import eigenvalues_of
+from htrain.train import TrainConfig, pick_device, run_training
+
+SHAPES = [(384, 512), (512, 1024), (1024, 2048), (500, 2450), (256, 2450)]
+DELTAS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.9, 1.2, 1.6, 2.0)
+
+
+def eigvalsh_times(device: torch.device, repeats: int) -> list[dict]:
+    rows = []
+    for n, big_n in SHAPES:
+        weight = torch.randn(n, big_n, device=device) / big_n**0.5
+        timings = {}
+        for where, solve in (("device", eigenvalues_of), ("host", ht.esd)):
+            solve(weight)  # warm-up (CUDA context, cuSOLVER handles)
+            seconds = []
+            for _ in range(repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                began = time.perf_counter()
+                solve(weight)
+                seconds.append(time.perf_counter() - began)
+            timings[where] = statistics.median(seconds)
+        rows.append({"shape": f"{n}x{big_n}", **{f"{k}_ms": 1e3 * v for k, v in timings.items()}})
+    return rows
+
+
+def epoch_seconds(folder: Path) -> float:
+    metrics = pd.read_csv(folder / "metrics.csv")
+    return float(metrics.loc[metrics["epoch"] >= 1, "wall_time_s"].median())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--members", type=int, default=27)
+    parser.add_argument("--per-class", type=int, default=7500)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--checkpoint-every", type=int, default=10)
+    args = parser.parse_args()
+    if min(args.members, args.per_class, args.epochs, args.repeats) < 1:
+        raise SystemExit("error: --members, --per-class, --epochs, --repeats must be positive")
+    device = pick_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; torch {torch.__version__}; {args.per_class} samples per class, K = 8")
+
+    print("\n1. eigvalsh of W W^T / N (median ms)")
+    for row in eigvalsh_times(device, args.repeats):
+        print(f"  {row['shape']:>10s}  device {row['device_ms']:8.2f}  host {row['host_ms']:8.2f}")
+
+    config = TrainConfig(
+        model="nn1", layers=("fc2", "fc3"), epochs=args.epochs, device=str(device), n_classes=8
+    )
+    settings = [(delta, seed) for seed in (0, 1, 2) for delta in DELTAS][: args.members]
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        data = gaussian_mixture("d1", 8, 100, args.per_class, 1000, seed=0, delta=0.15)
+        began = time.perf_counter()
+        run_training(root / "single", data, config, progress=False)
+        single_wall = time.perf_counter() - began
+        single = epoch_seconds(root / "single")
+        print(f"\n2. one run alone: {single:.3f} s per epoch ({single_wall:.1f} s in all)")
+
+        members = []
+        for index, (delta, seed) in enumerate(settings):
+            run_config = TrainConfig(**{**config.__dict__, "seed": seed})
+            members.append(
+                Member(
+                    root / f"member{index}",
+                    gaussian_mixture("d1", 8, 100, args.per_class, 1000, seed=seed, delta=delta),
+                    run_config,
+                )
+            )
+        began = time.perf_counter()
+        train_batched(members, checkpoint_every=args.checkpoint_every)
+        batched_wall = time.perf_counter() - began
+        per_member = np.median([epoch_seconds(m.out_dir) for m in members])
+        per_epoch = per_member * len(members)
+        print(
+            f"\n3. {len(members)} runs stacked: {per_epoch:.3f} s per epoch of all of them, "
+            f"{per_member:.4f} s per run-epoch ({batched_wall:.1f} s in all)"
+        )
+    print(f"\nratio (one run alone / one run stacked, per epoch): {single / per_member:.1f}x")
+    panel = 81 * 250 * per_member
+    print(f"the 81-run NN1 panel x 250 epochs at this rate: {panel / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,327 @@
+"""Many runs of one architecture trained together, as one stacked model, in one process.
+
+One NN1 run leaves a GPU nearly idle: its cost is kernel launches, not arithmetic.  Stacking
+R runs that share an architecture turns R small problems into one: every layer's weights
+become an (R, out, in) tensor and each step is a batched matrix product (``torch.baddbmm``).
+Each member keeps what its single run would have:
+
+* its own data (its mixture, seed and difficulty), batch order (its own ``torch.Generator``
+  seeded like the single run's) and initialisation (built by ``htrain.train.new_model``
+  from its seed, then copied into the stack);
+* its own loss: the sum of the members' mean losses has, for each member's weights, the
+  gradient of that member's loss alone, and SGD (momentum, weight decay) acts elementwise,
+  so each member follows its single run's trajectory up to floating-point rounding
+  (tests/test_batched.py: metrics and eigenvalues within float tolerance);
+* its own run folder, under the same hash, with the same files, written by the same
+  ``htrain.train.RunRecorder``: collect, resume and the reports cannot tell the difference.
+
+A member that diverges, or stops (early_stop.action=stop), is finalised and drops out of the
+loss (its weights no longer move); the others go on.  Only fully connected networks (NN1,
+NN2) are stacked (``stackable``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from htrain.data import Dataset
+from htrain.models import MLP
+from htrain.rundir import RunLock
+from htrain.train import (
+    RunRecorder,
+    TrainConfig,
+    monitored_weights,
+    new_model,
+    new_optimizer,
+    pick_device,
+)
+
+
+@dataclass
+class Member:
+    """One run of a batch: where it is written and what defines it."""
+
+    out_dir: Path
+    data: Dataset
+    config: TrainConfig
+    info: dict | None = None
+    config_yaml: str | None = None
+    restart: bool = False
+
+
+class StackedMLP(nn.Module):
+    """R MLPs with the same widths as one module: fc<i>_weight (R, out, in), fc<i>_bias
+    (R, 1, out).  ``forward`` takes (R, B, in) and returns (R, B, K)."""
+
+    def __init__(self, members: list[MLP]) -> None:
+        super().__init__()
+        self.depth = members[0].depth
+        for i in range(1, self.depth + 1):
+            layers = [getattr(m, f"fc{i}") for m in members]
+            weight = torch.stack([layer.weight.detach() for layer in layers])
+            bias = torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1)
+            self.register_parameter(f"fc{i}_weight", nn.Parameter(weight.clone()))
+            self.register_parameter(f"fc{i}_bias", nn.Parameter(bias.clone()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, self.depth + 1):
+            weight, bias = getattr(self, f"fc{i}_weight"), getattr(self, f"fc{i}_bias")
+            x = torch.baddbmm(bias, x, weight.transpose(1, 2))
+            if i < self.depth:
+                x = torch.relu(x)
+        return x
+
+    def weight(self, member: int, layer: str) -> torch.Tensor:
+        return getattr(self, f"{layer}_weight")[member]
+
+    def member_state(self, member: int) -> dict[str, torch.Tensor]:
+        """The single model's state dict of one member ("fc1.weight", "fc1.bias", ...)."""
+        state = {}
+        for i in range(1, self.depth + 1):
+            state[f"fc{i}.weight"] = getattr(self, f"fc{i}_weight")[member].detach().clone()
+            state[f"fc{i}.bias"] = getattr(self, f"fc{i}_bias")[member, 0].detach().clone()
+        return state
+
+    def single_order(self) -> list[str]:
+        """Parameter names in the order a single MLP lists its parameters."""
+        return [f"fc{i}_{kind}" for i in range(1, self.depth + 1) for kind in ("weight", "bias")]
+
+
+def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
+    """What members must share to be stacked (None: this run cannot be stacked)."""
+    if config.model not in ("nn1", "nn2"):
+        return None
+    sizes = (len(data.y_train), len(data.y_test), 0 if data.y_val is None else len(data.y_val))
+    return (
+        config.model,
+        data.in_shape,
+        data.num_classes,
+        sizes,
+        config.batch_size,
+        config.epochs,
+        config.lr,
+        config.momentum,
+        config.weight_decay,
+        config.device,
+    )
+
+
+def _stack(tensors: list[torch.Tensor], device) -> torch.Tensor:
+    return torch.stack([t.reshape(len(t), -1) if t.dim() > 1 else t for t in tensors]).to(device)
+
+
+def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096):
+    """Per member (R,) mean cross-entropy and accuracy, kept on the device."""
+    members, count = y.shape
+    loss = torch.zeros(members, device=x.device)
+    correct = torch.zeros(members, device=x.device)
+    with torch.no_grad():
+        for start in range(0, count, chunk):
+            logits = model(x[:, start : start + chunk])
+            target = y[:, start : start + chunk]
+            loss += nn.functional.cross_entropy(
+                logits.transpose(1, 2), target, reduction="none"
+            ).sum(1)
+            correct += (logits.argmax(2) == target).sum(1)
+    return loss / count, correct / count
+
+
+def _finite(model: StackedMLP) -> torch.Tensor:
+    """(R,) whether each member's parameters are all finite."""
+    flags = [torch.isfinite(p).flatten(1).all(1) for p in model.parameters()]
+    return torch.stack(flags).all(0)
+
+
+def train_batched(
+    members: list[Member], checkpoint_every: int = 1, progress: bool = False
+) -> list[dict]:
+    """Train the members as stacked models: one per group of members that ``stackable``
+    puts together and that resume from the same epoch.  Every member's folder is locked
+    for the whole call.  Returns each member's summary, in the given order."""
+    keys = [stackable(m.config, m.data) for m in members]
+    if None in keys:
+        odd = members[keys.index(None)]
+        raise ValueError(f"{odd.config.model} runs cannot be stacked (only nn1 and nn2)")
+    summaries: list[dict | None] = [None] * len(members)
+    with ExitStack() as locks:
+        recorders = []
+        for member in members:
+            locks.enter_context(RunLock(member.out_dir))
+            recorders.append(
+                RunRecorder(
+                    member.out_dir,
+                    member.data,
+                    member.config,
+                    member.info,
+                    member.config_yaml,
+                    member.restart,
+                    checkpoint_every,
+                )
+            )
+        groups: dict[tuple, list[int]] = {}
+        for index, recorder in enumerate(recorders):
+            if recorder.done:
+                summaries[index] = recorder.summary()
+            else:
+                groups.setdefault(keys[index], []).append(index)
+        for indices in groups.values():
+            done = _train_group(
+                [members[i] for i in indices], [recorders[i] for i in indices], progress
+            )
+            for position, summary in done.items():
+                summaries[indices[position]] = summary
+    return summaries
+
+
+def _train_group(
+    members: list[Member], recorders: list[RunRecorder], progress: bool
+) -> dict[int, dict]:
+    """One stacked model per resume epoch within a group of stackable members."""
+    config = members[0].config
+    device = pick_device(config.device)
+    singles, generators, rngs = [], [], []
+    for member, recorder in zip(members, recorders, strict=True):
+        model = new_model(member.config, member.data, device)
+        rngs.append(torch.get_rng_state())  # what the single run's global RNG holds
+        generator = torch.Generator().manual_seed(member.config.seed)
+        shapes = {
+            k: tuple(w.shape) for k, w in monitored_weights(model, member.config.layers).items()
+        }
+        payload = recorder.load(device, shapes)
+        if payload is not None:
+            model.load_state_dict(payload["model"])
+            generator.set_state(payload["generator"].cpu())
+            rngs[-1] = payload["torch_rng"].cpu()
+        singles.append((model, payload))
+        generators.append(generator)
+    summaries = {}
+    by_start: dict[int, list[int]] = {}
+    for index, recorder in enumerate(recorders):
+        if recorder.running:
+            by_start.setdefault(recorder.next_epoch, []).append(index)
+        else:  # ended before its summary was written (killed in between)
+            summaries[index] = recorder.finish()
+    for start, indices in sorted(by_start.items()):
+        done = _train_stack(
+            [members[i] for i in indices],
+            [recorders[i] for i in indices],
+            [singles[i] for i in indices],
+            [generators[i] for i in indices],
+            [rngs[i] for i in indices],
+            start,
+            device,
+            progress,
+        )
+        summaries.update({indices[i]: summary for i, summary in done.items()})
+    return summaries
+
+
+def _train_stack(members, recorders, singles, generators, rngs, start, device, progress):
+    config = members[0].config
+    model = StackedMLP([single for single, _ in singles]).to(device)
+    optimizer = new_optimizer(config, model.parameters())
+    _load_momentum(model, optimizer, singles)
+    template = new_optimizer(config, singles[0][0].parameters()).state_dict()
+    count = len(members)
+    x_train = _stack([m.data.x_train for m in members], device)
+    y_train = torch.stack([m.data.y_train for m in members]).to(device)
+    x_test = _stack([m.data.x_test for m in members], device)
+    y_test = torch.stack([m.data.y_test for m in members]).to(device)
+    has_val = members[0].data.x_val is not None
+    if has_val:
+        x_val = _stack([m.data.x_val for m in members], device)
+        y_val = torch.stack([m.data.y_val for m in members]).to(device)
+    active = torch.ones(count, dtype=torch.bool, device=device)
+    live, summaries = list(range(count)), {}
+    rows_of = torch.arange(count, device=device)[:, None]
+    n_train = y_train.shape[1]
+    for epoch in range(start, config.epochs + 1):
+        began = time.perf_counter()
+        if epoch == 0:
+            train_loss, train_acc = _evaluate(model, x_train, y_train)
+        else:
+            order = torch.stack([torch.randperm(n_train, generator=g) for g in generators])
+            loss_sum = torch.zeros(count, device=device)
+            correct = torch.zeros(count, device=device)
+            for index in order.to(device).split(config.batch_size, dim=1):
+                logits = model(x_train[rows_of, index])
+                target = y_train[rows_of, index]
+                losses = nn.functional.cross_entropy(
+                    logits.transpose(1, 2), target, reduction="none"
+                ).mean(1)
+                optimizer.zero_grad(set_to_none=True)
+                torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
+                optimizer.step()
+                loss_sum += losses.detach() * index.shape[1]
+                correct += (logits.detach().argmax(2) == target).sum(1)
+            train_loss, train_acc = loss_sum / n_train, correct / n_train
+        test_loss, test_acc = _evaluate(model, x_test, y_test)
+        columns = {
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+        }
+        if has_val:
+            columns["val_loss"], columns["val_acc"] = _evaluate(model, x_val, y_val)
+        finite = _finite(model)
+        host = {name: values.tolist() for name, values in columns.items()}  # one sync per epoch
+        finite = finite.tolist()
+        seconds = (time.perf_counter() - began) / max(len(live), 1)
+        for r in list(live):
+            metrics = {"epoch": epoch, **{name: host[name][r] for name in host}}
+            diverged = not math.isfinite(metrics["train_loss"]) or not finite[r]
+            weights = {layer: model.weight(r, layer) for layer in members[r].config.layers}
+            recorder = recorders[r]
+            recorder.record(epoch, metrics, weights, diverged, seconds)
+            if recorder.due(epoch):
+                recorder.save(
+                    model.member_state(r),
+                    _member_optimizer(model, optimizer, template, r),
+                    generators[r].get_state(),
+                    rngs[r],
+                )
+            if not recorder.running:  # finished, stopped or diverged: out of the loss
+                live.remove(r)
+                active[r] = False
+                summaries[r] = recorder.finish()
+        if progress:
+            print(f"epoch {epoch:3d}: {len(live)} of {count} runs training", flush=True)
+        if not live:
+            break
+    return summaries
+
+
+def _load_momentum(model: StackedMLP, optimizer, singles) -> None:
+    """Resumed members' SGD momentum buffers, stacked like their weights."""
+    states = [payload["optimizer"] if payload else None for _, payload in singles]
+    if not any(state and state.get("state") for state in states):
+        return
+    for position, name in enumerate(model.single_order()):
+        parameter = getattr(model, name)
+        buffers = []
+        for (single, _), state in zip(singles, states, strict=True):
+            saved = (state or {}).get("state", {}).get(position, {}).get("momentum_buffer")
+            shape = list(single.parameters())[position].shape
+            buffers.append(saved if saved is not None else torch.zeros(shape))
+        stacked = torch.stack([b.to(parameter.device) for b in buffers]).reshape(parameter.shape)
+        optimizer.state[parameter]["momentum_buffer"] = stacked
+
+
+def _member_optimizer(model: StackedMLP, optimizer, template: dict, member: int) -> dict:
+    """The single run's SGD state dict of one member: its param_groups, and the slices of
+    the stacked momentum buffers (SGD keeps none without momentum)."""
+    state = {}
+    for position, name in enumerate(model.single_order()):
+        buffer = optimizer.state.get(getattr(model, name), {}).get("momentum_buffer")
+        if buffer is not None:
+            piece = buffer[member]
+            state[position] = {"momentum_buffer": piece[0] if name.endswith("_bias") else piece}
+    return {"state": state, "param_groups": template["param_groups"]}

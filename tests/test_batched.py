@@ -1,0 +1,117 @@
+"""The batched trainer: each member of a stacked model follows its single run (same seeds),
+writes the same files, and a diverging member does not stop the others."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import ROOT
+from hydra import compose, initialize_config_dir
+
+from htrain import experiment
+from htrain.batched import Member, train_batched
+from htrain.replay import read_eigenvalues
+from htrain.train import run_training
+
+# three settings of one NN1 panel row (K = 8): different difficulty and seed
+SETTINGS = [
+    ("data.delta=0.3", "seed=0"),
+    ("data.delta=0.9", "seed=1"),
+    ("data.delta=2.0", "seed=2"),
+]
+BASE = ("profile=smoke", "data.n_per_class=40", "data.n_test_per_class=10", "train.epochs=3")
+
+
+def member(folder, *overrides: str) -> Member:
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[*BASE, *overrides])
+    return Member(folder, experiment.load_data(cfg), experiment.train_config(cfg))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batched")
+    singles = [member(root / f"single{i}", *s) for i, s in enumerate(SETTINGS)]
+    for m in singles:
+        run_training(m.out_dir, m.data, m.config, progress=False)
+    stacked = [member(root / f"stacked{i}", *s) for i, s in enumerate(SETTINGS)]
+    summaries = train_batched(stacked)
+    return singles, stacked, summaries
+
+
+def test_each_member_follows_its_single_run(runs):
+    singles, stacked, summaries = runs
+    for single, batched, summary in zip(singles, stacked, summaries, strict=True):
+        assert summary["status"] == "finished" and summary["epochs_run"] == 3
+        ours = pd.read_csv(batched.out_dir / "metrics.csv")
+        theirs = pd.read_csv(single.out_dir / "metrics.csv")
+        for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-4, atol=1e-5)
+        mine, reference = (
+            read_eigenvalues(r.out_dir / "eigenvalues.npz") for r in (batched, single)
+        )
+        assert mine.keys() == reference.keys()
+        for epoch in reference:
+            for layer in reference[epoch]:
+                np.testing.assert_allclose(
+                    mine[epoch][layer], reference[epoch][layer], rtol=1e-4, atol=1e-9
+                )
+
+
+def test_members_write_the_files_a_single_run_writes(runs):
+    singles, stacked, _ = runs
+    for single, batched in zip(singles, stacked, strict=True):
+        names = {p.name for p in single.out_dir.iterdir()}
+        assert {p.name for p in batched.out_dir.iterdir()} == names
+        ours = json.loads((batched.out_dir / "summary.json").read_text())
+        theirs = json.loads((single.out_dir / "summary.json").read_text())
+        assert ours.keys() == theirs.keys() and ours["analysis"] == theirs["analysis"]
+
+
+def test_a_member_checkpoint_resumes_as_a_single_run(tmp_path):
+    # a batched member's folder, asked for one more epoch, resumed by the single-run loop
+    folder = tmp_path / "resume"
+    extended = member(folder, *SETTINGS[0])
+    train_batched([extended])
+    (folder / "done").unlink()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=[*BASE, *SETTINGS[0], "train.epochs=4"])
+    summary = run_training(folder, extended.data, experiment.train_config(cfg), progress=False)
+    assert summary["epochs_run"] == 4
+
+
+def test_a_diverging_member_is_marked_and_the_others_go_on(tmp_path):
+    # members share the learning rate (stacked models have one): one diverges through its
+    # data, means of 1e6
+    members = [member(tmp_path / "ok", *SETTINGS[0]), member(tmp_path / "bad", "data.delta=1e6")]
+    summaries = train_batched(members)
+    assert summaries[0]["status"] == "finished" and summaries[0]["epochs_run"] == 3
+    assert summaries[1]["status"] == "diverged"
+    assert (tmp_path / "bad" / "done").read_text().strip() == "diverged"
+
+
+def test_models_that_cannot_be_stacked_are_refused(tmp_path, data_dir):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["experiment=mnist_lenet", "profile=smoke", f"paths.data_dir={data_dir}"],
+        )
+    lenet = Member(tmp_path / "lenet", experiment.load_data(cfg), experiment.train_config(cfg))
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        train_batched([lenet])
+
+
+def test_launcher_batched_writes_the_folders_the_basic_launcher_writes(tmp_path):
+    from helpers import run_script
+
+    grid = ("sweep=nn1_d1", "profile=smoke", "data.delta=0,2.0", "data.K=8", "seed=0")
+    basic = run_script(*grid, f"paths.output_dir={tmp_path / 'basic'}")
+    batched = run_script(*grid, "launcher=batched", f"paths.output_dir={tmp_path / 'batched'}")
+    assert basic.returncode == 0 and batched.returncode == 0, basic.stderr + batched.stderr
+    assert "as stacked models" in batched.stderr + batched.stdout
+    names = {p.name for p in (tmp_path / "basic" / "sweeps" / "nn1_d1").glob("gmm*")}
+    assert names == {p.name for p in (tmp_path / "batched" / "sweeps" / "nn1_d1").glob("gmm*")}
+    assert len(names) == 2
+    for name in names:
+        assert (tmp_path / "batched" / "sweeps" / "nn1_d1" / name / "done").exists()

@@ -1,0 +1,90 @@
+"""The CUDA path (skipped without a GPU; scripts/gpu_tests.sh runs these on a GPU machine),
+and the GPU benchmark on a small size on the CPU."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import ROOT
+
+import heavytail as ht
+from htrain.batched import Member, train_batched
+from htrain.data import gaussian_mixture
+from htrain.rundir import load_checkpoint
+from htrain.spectra import eigenvalues_of
+from htrain.train import TrainConfig, run_training
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def config(**changes) -> TrainConfig:
+    return TrainConfig(model="nn1", layers=("fc2", "fc3"), epochs=2, n_classes=8, **changes)
+
+
+def data(seed: int = 0, delta: float = 0.6):
+    return gaussian_mixture("d1", 8, 100, 60, 20, seed=seed, delta=delta)
+
+
+@pytest.mark.gpu
+@cuda
+def test_eigenvalues_on_the_device_equal_the_hosts():
+    weight = torch.randn(384, 512, device="cuda") / 512**0.5
+    np.testing.assert_allclose(eigenvalues_of(weight), ht.esd(weight), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.gpu
+@cuda
+def test_a_run_on_cuda_writes_a_checkpoint_that_loads_on_the_cpu(tmp_path):
+    summary = run_training(tmp_path / "run", data(), config(device="cuda"), progress=False)
+    assert summary["status"] == "finished"
+    payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt", map_location="cpu")
+    assert all(t.device.type == "cpu" for t in payload["model"].values())
+
+
+@pytest.mark.gpu
+@cuda
+def test_the_batched_trainer_on_cuda_follows_single_cuda_runs(tmp_path):
+    settings = [(0, 0.3), (1, 0.9), (2, 2.0)]
+    for index, (seed, delta) in enumerate(settings):
+        run_training(
+            tmp_path / f"single{index}",
+            data(seed, delta),
+            config(device="cuda", seed=seed),
+            progress=False,
+        )
+    members = [
+        Member(tmp_path / f"stacked{i}", data(seed, delta), config(device="cuda", seed=seed))
+        for i, (seed, delta) in enumerate(settings)
+    ]
+    train_batched(members)
+    for index in range(len(settings)):
+        ours = pd.read_csv(tmp_path / f"stacked{index}" / "metrics.csv")
+        theirs = pd.read_csv(tmp_path / f"single{index}" / "metrics.csv")
+        np.testing.assert_allclose(ours["test_acc"], theirs["test_acc"], atol=1e-3)
+        np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-3)
+
+
+def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench_gpu.py"),
+            "--per-class",
+            "8",
+            "--members",
+            "2",
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "runs stacked" in result.stdout and "ratio" in result.stdout
