@@ -137,26 +137,48 @@ def _spectra(esd: pd.DataFrame, run: str, layer: str) -> dict[int, np.ndarray]:
     }
 
 
+def n_classes_of(runs: pd.DataFrame, run: str) -> int | None:
+    """K of a run's problem, as the spike rule was given it (data.K of a mixture)."""
+    row = runs.set_index("run").loc[run]
+    if "data.K" in row and pd.notna(row["data.K"]):
+        return int(row["data.K"])
+    return 10 if row.get("data.name") in ("mnist", "cifar10") else None
+
+
 def esd_panels(
-    esd: pd.DataFrame, spectral: pd.DataFrame, runs: pd.DataFrame, layer: str, epochs: list[int]
+    esd: pd.DataFrame,
+    spectral: pd.DataFrame,
+    runs: pd.DataFrame,
+    layer: str,
+    epochs: list[int] | dict[str, list[int]],
 ) -> Figure:
     """Histogram of the eigenvalues, the MP fit over the bulk, the spikes, and the type with
     s_hat against the calibrated threshold: one row per run in ``esd``, one column per epoch
-    (the style of the paper's Figures 2.1-2.12).  Epochs a run did not reach are skipped."""
+    (the style of the paper's Figures 2.1-2.12).  ``epochs`` is one list for every run or a
+    list per run; epochs a run did not reach are left blank."""
     chosen = sorted(esd["run"].unique(), key=lambda r: _difficulty_key(runs, r))
-    figure = Figure(figsize=(3.4 * len(epochs), 2.8 * len(chosen)), layout="constrained")
-    axes = figure.subplots(len(chosen), len(epochs), squeeze=False)
+    per_run = epochs if isinstance(epochs, dict) else dict.fromkeys(chosen, epochs)
+    columns = max(len(per_run.get(run, [])) for run in chosen)
+    figure = Figure(figsize=(3.4 * columns, 2.8 * len(chosen)), layout="constrained")
+    axes = figure.subplots(len(chosen), columns, squeeze=False)
     for row, run in enumerate(chosen):
         spectra = _spectra(esd, run, layer)
         ratio = spectral.loc[(spectral["run"] == run) & (spectral["layer"] == layer), "ratio"].iloc[
             0
         ]
-        for col, epoch in enumerate(epochs):
+        wanted = list(per_run.get(run, []))
+        for col in range(columns):
             ax = axes[row, col]
+            epoch = wanted[col] if col < len(wanted) else None
             if epoch not in spectra:
                 ax.set_axis_off()
                 continue
-            result = ht.classify(spectra[epoch], threshold="calibrated", ratio=float(ratio))
+            result = ht.classify(
+                spectra[epoch],
+                threshold="calibrated",
+                ratio=float(ratio),
+                n_classes=n_classes_of(runs, run),
+            )
             plot_esd(ax, spectra[epoch], result, title=f"{run_label(runs, run)}\nepoch {epoch}")
             ax.title.set_fontsize(7)
             ax.xaxis.label.set_fontsize(7)

@@ -21,6 +21,7 @@ class PaperRow:
     second: tuple[int, float] | None  # second monitored layer (NN1: fc3, NN2: fc2)
     final_types: tuple[str, str]
     final_acc: float  # %
+    reported: bool = True  # False: a setting we ran that the paper's table does not have
 
 
 SYNTHETIC = (

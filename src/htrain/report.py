@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 
 import heavytail as ht
-from htrain.paper import PAPER_C, PAPER_K, format_fire, paper_rows
+from htrain.paper import PAPER_C, PAPER_K, PaperRow, format_fire, paper_rows
+
+NOT_IN_PAPER = "not in the paper"
 
 TYPES = ("LT", "BT", "HT", "RC")
 PANELS = ("nn1_d1", "nn1_d2", "nn2_d1", "nn2_d2")
@@ -61,8 +63,13 @@ def parameter_label(column: str) -> str:
 
 
 def layers_of(runs: pd.DataFrame) -> list[str]:
-    """Monitored layers, in the order the runs list them (final_type_<layer> columns)."""
-    return [c.removeprefix("final_type_") for c in runs.columns if c.startswith("final_type_")]
+    """Monitored layers, in the order the runs list them (final_type_<layer> columns that
+    some run fills: a table of several models has columns for all their layers)."""
+    return [
+        c.removeprefix("final_type_")
+        for c in runs.columns
+        if c.startswith("final_type_") and (runs[c].notna().any() or runs.empty)
+    ]
 
 
 def type_shares(runs: pd.DataFrame, by: list[str], layer: str) -> pd.DataFrame:
@@ -112,19 +119,37 @@ def _types_cell(group: pd.DataFrame, layers: list[str]) -> str:
     return ", ".join(cells)
 
 
-def early_stopping_table(runs: pd.DataFrame, panel: str, rule: str) -> pd.DataFrame:
+def early_stopping_table(
+    runs: pd.DataFrame,
+    panel: str,
+    rule: str,
+    layers: list[str] | None = None,
+    extra_values: bool = False,
+) -> pd.DataFrame:
     """The paper's early-stopping table for one panel: its settings, K = 8, seeds pooled.
 
     Ours: "epoch : test accuracy (fired/seeds)" with the median fire epoch and the mean
     accuracy then over the seeds that fired; the most common final type per layer; the mean
     final accuracy.  The paper's cells sit beside ours when ``rule`` is its rule (C = 0.4).
+    ``layers`` defaults to those the runs monitor; settings without runs read "not run".
+    With ``extra_values``, settings that were run but are not in the paper's table get a row
+    too, its paper cells "not in the paper".
     """
-    column = difficulty_column(runs)
-    layers = layers_of(runs)
+    column = "data.delta" if panel.endswith("d1") else "data.t"
+    layers = layers_of(runs) if layers is None else layers
     with_paper = rule == ht.Threshold("paper", PAPER_C).name
     eights = runs[runs["data.K"].astype(int) == PAPER_K]
     records = []
-    for paper in paper_rows(panel):
+    rows = paper_rows(panel)
+    if extra_values and len(eights):
+        reported = [row.value for row in rows]
+        rows += [
+            PaperRow(panel, float(value), None, None, ("",) * 2, math.nan, reported=False)
+            for value in sorted(eights[column].astype(float).unique())
+            if not np.isclose(value, reported, rtol=0, atol=1e-9).any()
+        ]
+        rows.sort(key=lambda row: row.value)
+    for paper in rows:
         group = eights[_matches(eights[column], paper.value)]
         record = {"panel": panel, "parameter": parameter_label(column), "value": paper.value}
         record["seeds"] = len(group)
@@ -142,14 +167,16 @@ def early_stopping_table(runs: pd.DataFrame, panel: str, rule: str) -> pd.DataFr
             else:
                 record[f"{tag}_ours"] = "not run"
             if with_paper:
-                record[f"{tag}_paper"] = format_fire(paper_fire)
+                record[f"{tag}_paper"] = format_fire(paper_fire) if paper.reported else NOT_IN_PAPER
                 record[f"{tag}_paper_epoch"] = paper_fire[0] if paper_fire else math.nan
                 record[f"{tag}_paper_acc"] = paper_fire[1] if paper_fire else math.nan
         record["final_types_ours"] = _types_cell(group, layers) if len(group) else "not run"
         record["final_acc_ours"] = (
             float(100 * group["final_test_acc"].mean()) if len(group) else math.nan
         )
-        record["final_types_paper"] = ", ".join(paper.final_types)
+        record["final_types_paper"] = (
+            ", ".join(paper.final_types) if paper.reported else NOT_IN_PAPER
+        )
         record["final_acc_paper"] = paper.final_acc
         records.append(record)
     return pd.DataFrame(records)
@@ -171,7 +198,10 @@ def markdown_early_stopping(table: pd.DataFrame, rule: str) -> str:
         cells.append(row.layer2_ours)
         cells += [row.layer2_paper] if with_paper else []
         acc = "not run" if math.isnan(row.final_acc_ours) else f"{row.final_acc_ours:.2f}%"
-        cells += [row.final_types_ours, row.final_types_paper, acc, f"{row.final_acc_paper:.2f}%"]
+        paper_acc = (
+            NOT_IN_PAPER if math.isnan(row.final_acc_paper) else f"{row.final_acc_paper:.2f}%"
+        )
+        cells += [row.final_types_ours, row.final_types_paper, acc, paper_acc]
         lines.append("| " + " | ".join(cells) + " |")
     note = (
         f"Rule {rule}. Ours: median epoch : mean test accuracy then (seeds that fired / seeds), "

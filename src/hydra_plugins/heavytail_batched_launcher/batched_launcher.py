@@ -8,7 +8,6 @@ epochs and optimiser) and the others one after another (``htrain.train.run_train
 Made for GPUs, where one small run leaves the device idle; on a CPU it gains nothing.
 """
 
-
 import copy
 import logging
 from dataclasses import dataclass

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The paper's early-stopping table settings at its scale (issue: paper tables), then their
+# tables and figures.  Hours on a CPU (NN1: ~25 min per run, NN2: ~75 min, two at a time);
+# resumable: run it again and it continues where it stopped.
+#   bash scripts/paper_results.sh [extra overrides, e.g. seed=0,1,2]
+# Run folders go to $HEAVYTAIL_RUNS (default ~/heavytail-runs), outside the checkout, so they
+# survive a new clone; only the collected tables are committed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+RUNS=${HEAVYTAIL_RUNS:-$HOME/heavytail-runs}
+command="python scripts/run.py sweep=paper_tables profile=paper launcher=local train.progress=false paths.output_dir=$RUNS $*"
+start=$(date +%s)
+$PY scripts/run.py sweep=paper_tables profile=paper launcher=local train.progress=false \
+  "paths.output_dir=$RUNS" "$@"
+wall=$(( $(date +%s) - start ))
+# every eigenvalue of every run is kept: any spike or stopping rule can be replayed later
+$PY scripts/collect.py paper_tables --runs "$RUNS/sweeps/paper_tables" --overwrite \
+  --esd data.K=8 --command "$command" --wall-s "$wall"
+$PY scripts/paper_tables.py
