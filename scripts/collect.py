@@ -14,8 +14,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from htrain.collect import collect, esd_table, manifest, parse_filters, write_tables
-from htrain.io import write_atomically, write_json
+from htrain.collect import (
+    collect,
+    esd_table,
+    manifest,
+    parse_filters,
+    write_esd,
+    write_tables,
+)
+from htrain.io import write_json
 
 
 def n_classes_option(text: str):
@@ -58,11 +65,7 @@ def main() -> None:
         tables, meta = collect(runs_dir, args.n_classes)
         write_tables(tables, meta, out_dir)
         if filters:
-            esd = esd_table(runs_dir, tables["runs"], filters)
-            write_atomically(
-                out_dir / "esd.parquet",
-                lambda tmp: esd.to_parquet(tmp, index=False, compression="zstd"),
-            )
+            write_esd(esd_table(runs_dir, tables["runs"], filters), out_dir / "esd.parquet")
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"error: {error}")
     except OSError as error:

@@ -4,7 +4,9 @@ NAME is one or more of: types (Figure 2.13, one per synthetic panel), batch (Fig
 null (Figure 3.1, extended), esd (ESD panels, Figures 2.1-2.12 style), shat (s_hat over
 epochs), evolution (the ESD over epochs); none = all.  Reads only results/ (runs.csv,
 spectral.parquet, epochs.csv, esd.parquet, null/null_statistic.csv); trains nothing.
-The ESD runs are those whose eigenvalues collect.py kept (--esd); --epochs picks the epochs.
+The ESD, s_hat and evolution figures show a hard, a middle and an easy setting of each panel
+(htrain.report.SHOWCASE, K = 8, seed 0) from the eigenvalues collect.py kept (--esd);
+--epochs picks the ESD panels' epochs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from htrain import figures as fig
 from htrain.io import write_atomically
-from htrain.report import PANELS, difficulty_column
+from htrain.report import PANELS, SHOWCASE, difficulty_column, showcase_runs
 
 FIGURES = ("types", "batch", "null", "esd", "shat", "evolution")
 BATCH_SWEEPS = ("batch_nn1_d1", "batch_nn2_d2")
@@ -56,6 +58,11 @@ def panel_figures(
         print(f"skip {name}: no esd.parquet (collect with --esd to keep eigenvalues)")
         return
     esd = pd.read_parquet(folder / "esd.parquet")
+    chosen = showcase_runs(runs, name)
+    esd = esd[esd["run"].isin(chosen)]
+    if esd.empty:
+        print(f"skip {name}: esd.parquet holds none of the showcase runs {SHOWCASE.get(name)}")
+        return
     spectral = pd.read_parquet(folder / "spectral.parquet")
     layers = list(dict.fromkeys(esd["layer"]))
     if "esd" in wanted:
@@ -67,7 +74,6 @@ def panel_figures(
             )
     if "shat" in wanted:
         epochs_table = pd.read_csv(folder / "epochs.csv")
-        chosen = list(dict.fromkeys(esd["run"]))
         save(fig.shat_figure(spectral, epochs_table, runs, chosen), out / f"shat_{name}.png")
     if "evolution" in wanted:
         for layer in layers:

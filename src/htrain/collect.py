@@ -360,3 +360,24 @@ def manifest(tables: dict, meta: dict, command: str | None, wall_s: float | None
         "sweep_wall_time_s": wall_s,
         "sum_of_run_wall_times_s": float(epochs["wall_time_s"].sum()) if len(epochs) else None,
     }
+
+
+def write_esd(esd: pd.DataFrame, path: Path) -> None:
+    """esd.parquet, small enough for git: float32 eigenvalues stored byte-stream-split (the
+    bytes of equal significance together, which zstd compresses; 6.4 -> 3.0 MB on a quick
+    NN1 panel's seed 0), dictionaries only for the run and layer names."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(esd, preserve_index=False)
+    write_atomically(
+        path,
+        lambda tmp: pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            compression_level=19,
+            use_dictionary=["run", "layer"],
+            use_byte_stream_split=["eigenvalue"],
+        ),
+    )

@@ -18,6 +18,25 @@ NOT_IN_PAPER = "not in the paper"
 
 TYPES = ("LT", "BT", "HT", "RC")
 PANELS = ("nn1_d1", "nn1_d2", "nn2_d1", "nn2_d2")
+# a hard, a middle and an easy setting of each panel's paper table: the runs the ESD, s_hat
+# and evolution figures show (K = 8, the first seed)
+SHOWCASE = {
+    "nn1_d1": (0.15, 0.6, 0.9),
+    "nn1_d2": (0.24, 2.4, 4.8),
+    "nn2_d1": (0.02, 0.13, 0.2),
+    "nn2_d2": (1.2, 2.4, 4.8),
+}
+
+
+def showcase_runs(runs: pd.DataFrame, panel: str) -> list[str]:
+    """The runs of ``SHOWCASE[panel]`` (K = 8, lowest seed) that the table holds."""
+    column = "data.delta" if panel.endswith("d1") else "data.t"
+    eights = runs[runs["data.K"].astype(int) == PAPER_K]
+    eights = eights[eights["seed"] == eights["seed"].min()]
+    chosen = []
+    for value in SHOWCASE.get(panel, ()):
+        chosen += eights.loc[_matches(eights[column], value), "run"].tolist()
+    return chosen
 
 
 def thresholds_in(table: pd.DataFrame) -> list[ht.Threshold]:
