@@ -41,16 +41,16 @@ lint: $(STAMP)  ## ruff
 
 bench: $(STAMP)  ## ours against WeightWatcher 0.7.7 (installs the optional extra)
 	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) scripts/bench_spectral.py
+	$(PY) scripts/bench_spectral.py --out results/benchmarks/spectral.md
 
 bench-training: $(STAMP)  ## our training loop against a bare one; monitoring overhead
-	$(PY) scripts/bench_training.py
+	$(PY) scripts/bench_training.py --out results/benchmarks/training.md
 
 bench-lightning: $(STAMP)  ## the Lightning callback's overhead per epoch
-	$(PY) scripts/bench_lightning.py
+	$(PY) scripts/bench_lightning.py --out results/benchmarks/lightning.md
 
 bench-gpu: $(STAMP)  ## single runs against the batched trainer (on a GPU when present)
-	$(PY) scripts/bench_gpu.py
+	$(PY) scripts/bench_gpu.py --out results/benchmarks/gpu.md
 
 calibrate: $(STAMP)  ## regenerate the calibrated null table (about 20 min on 2 cores)
 	$(PY) scripts/calibrate_null.py
@@ -59,6 +59,7 @@ figures: $(STAMP)  ## every table, figure and generated docs page from results/ 
 	$(PY) scripts/tables.py
 	$(PY) scripts/figures.py
 	$(PY) scripts/compare.py
+	$(PY) scripts/before_after.py
 	$(PY) scripts/paper_tables.py
 	$(PY) scripts/docs.py
 

@@ -28,6 +28,7 @@ import torch
 import heavytail as ht
 from htrain.batched import Member, train_batched
 from htrain.data import gaussian_mixture
+from htrain.io import Report
 from htrain.spectra import eigenvalues_of
 from htrain.train import TrainConfig, pick_device, run_training
 
@@ -61,6 +62,7 @@ def epoch_seconds(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--members", type=int, default=27)
     parser.add_argument("--per-class", type=int, default=7500)
@@ -68,15 +70,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--checkpoint-every", type=int, default=10)
     args = parser.parse_args()
+    say = Report()
     if min(args.members, args.per_class, args.epochs, args.repeats) < 1:
         raise SystemExit("error: --members, --per-class, --epochs, --repeats must be positive")
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"device: {name}; torch {torch.__version__}; {args.per_class} samples per class, K = 8")
+    say(f"device: {name}; torch {torch.__version__}; {args.per_class} samples per class, K = 8")
 
-    print("\n1. eigvalsh of W W^T / N (median ms)")
+    say("\n1. eigvalsh of W W^T / N (median ms)")
     for row in eigvalsh_times(device, args.repeats):
-        print(f"  {row['shape']:>10s}  device {row['device_ms']:8.2f}  host {row['host_ms']:8.2f}")
+        say(f"  {row['shape']:>10s}  device {row['device_ms']:8.2f}  host {row['host_ms']:8.2f}")
 
     config = TrainConfig(
         model="nn1", layers=("fc2", "fc3"), epochs=args.epochs, device=str(device), n_classes=8
@@ -89,7 +92,7 @@ def main() -> None:
         run_training(root / "single", data, config, progress=False)
         single_wall = time.perf_counter() - began
         single = epoch_seconds(root / "single")
-        print(f"\n2. one run alone: {single:.3f} s per epoch ({single_wall:.1f} s in all)")
+        say(f"\n2. one run alone: {single:.3f} s per epoch ({single_wall:.1f} s in all)")
 
         members = []
         for index, (delta, seed) in enumerate(settings):
@@ -106,13 +109,15 @@ def main() -> None:
         batched_wall = time.perf_counter() - began
         per_member = np.median([epoch_seconds(m.out_dir) for m in members])
         per_epoch = per_member * len(members)
-        print(
+        say(
             f"\n3. {len(members)} runs stacked: {per_epoch:.3f} s per epoch of all of them, "
             f"{per_member:.4f} s per run-epoch ({batched_wall:.1f} s in all)"
         )
-    print(f"\nratio (one run alone / one run stacked, per epoch): {single / per_member:.1f}x")
+    say(f"\nratio (one run alone / one run stacked, per epoch): {single / per_member:.1f}x")
     panel = 81 * 250 * per_member
-    print(f"the 81-run NN1 panel x 250 epochs at this rate: {panel / 60:.1f} min")
+    say(f"the 81-run NN1 panel x 250 epochs at this rate: {panel / 60:.1f} min")
+
+    say.save(args.out, "make bench-gpu")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from heavytail.integrations.lightning import SpectralMonitor
 from htrain.data import gaussian_mixture
+from htrain.io import Report
 from htrain.models import nn1
 
 
@@ -79,10 +81,12 @@ def fit(loader: DataLoader, epochs: int, with_monitor: bool) -> tuple[list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--per-class", type=int, default=7500)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    say = Report()
     data = gaussian_mixture("d1", 8, 100, args.per_class, 10, seed=0, delta=0.15)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True)
     without, with_, inside = [], [], []
@@ -94,14 +98,16 @@ def main() -> None:
         inside += monitor
     bare, full = statistics.median(without), statistics.median(with_)
     own = statistics.median(inside)
-    print(
+    say(
         f"NN1, {len(data.y_train)} samples per epoch, batch 64, Lightning {L.__version__}, "
         f"{torch.get_num_threads()} threads; medians of {len(without)} epochs each"
     )
     change = 100 * (full / bare - 1)
-    print(f"  epoch without the callback {bare:.3f} s, with {full:.3f} s: {change:+.1f}%")
+    say(f"  epoch without the callback {bare:.3f} s, with {full:.3f} s: {change:+.1f}%")
     share = 100 * own / bare
-    print(f"  the callback's own time in the run: {1e3 * own:.1f} ms = {share:.2f}% of an epoch")
+    say(f"  the callback's own time in the run: {1e3 * own:.1f} ms = {share:.2f}% of an epoch")
+
+    say.save(args.out, "make bench-lightning")
 
 
 if __name__ == "__main__":

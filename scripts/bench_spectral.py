@@ -21,11 +21,13 @@ import argparse
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 import heavytail as ht
 from heavytail import families
+from htrain.io import Report
 
 
 def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
@@ -118,9 +120,11 @@ def weightwatcher_side(weight: np.ndarray, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="ours vs WeightWatcher 0.7.7")
+    parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    say = Report()
     try:
         import weightwatcher  # noqa: F401
     except ImportError:
@@ -134,29 +138,31 @@ def main() -> None:
         f"{'spk':>3s} {'type':>4s} | {'WW fit':>7s} {'WW an.':>7s} {'sigma':>6s} "
         f"{'spk':>3s} | {'WWfit/anal.':>11s} {'WWan./total':>11s}"
     )
-    print("times in ms; ours: esd, analysis of the spectrum; WW: MP fit, analyze per layer")
-    print(header)
-    print("-" * len(header))
+    say("times in ms; ours: esd, analysis of the spectrum; WW: MP fit, analyze per layer")
+    say(header)
+    say("-" * len(header))
     fit_ratios, total_ratios = [], []
     for name, weight, truth in matrices(rng):
         a = ours(weight, args.repeats)
         b = weightwatcher_side(weight, args.repeats)
         fit_ratios.append(b["fit"] / a["analysis"])
         total_ratios.append(b["analyze"] / a["total"])
-        print(
+        say(
             f"{name:22s} {truth:24s} | {1e3 * a['esd']:6.1f} {1e3 * a['analysis']:6.1f} "
             f"{a['sigma']:6.3f} {a['spikes']:3d} {a['type']:>4s} | {1e3 * b['fit']:7.1f} "
             f"{1e3 * b['analyze']:7.1f} {b['sigma']:6.3f} {b['spikes']:3d} | "
             f"{fit_ratios[-1]:11.1f} {total_ratios[-1]:11.1f}"
         )
-    print(
+    say(
         f"\nWW MP fit / our analysis of the spectrum: min {min(fit_ratios):.0f}x, median "
         f"{np.median(fit_ratios):.0f}x (target >= 50x)"
     )
-    print(
+    say(
         f"WW analyze / our whole per-layer analysis: min {min(total_ratios):.1f}x, median "
         f"{np.median(total_ratios):.1f}x"
     )
+
+    say.save(args.out, "make bench")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark of the training loop: `python scripts/bench_training.py [--epochs 5]`.
+"""Benchmark of the training loop: `python scripts/bench_training.py [--extra 3] [--out FILE]`.
 
 Measured in one process, on the same data and batch size, at the paper's epoch size
 (60,000 training samples: NN1 on D1 with K = 8 and 7,500 per class; LeNet on random
@@ -22,12 +22,14 @@ import argparse
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
 from htrain.data import Dataset, batches, gaussian_mixture
+from htrain.io import Report
 from htrain.models import build_model
 from htrain.train import TrainConfig, evaluate, run_training
 
@@ -68,8 +70,10 @@ def per_epoch(loop, data: Dataset, config: TrainConfig, extra: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--extra", type=int, default=3, help="epochs beyond the short run")
     args = parser.parse_args()
+    say = Report()
     mixture = gaussian_mixture("d1", 8, 100, 7500, 1000, seed=0, delta=0.15)
     generator = torch.Generator().manual_seed(0)
     images = Dataset(
@@ -86,8 +90,8 @@ def main() -> None:
     ours(mixture, replace(nn1, spectra_every=never))  # warm-up (imports, tables)
     bare = per_epoch(bare_loop, mixture, nn1, args.extra)
     loop = per_epoch(ours, mixture, replace(nn1, spectra_every=never), args.extra)
-    print(f"NN1, {len(mixture.y_train)} samples per epoch, batch 64; seconds per epoch")
-    print(
+    say(f"NN1, {len(mixture.y_train)} samples per epoch, batch 64; seconds per epoch")
+    say(
         f"  bare torch loop {bare:6.3f}   our loop {loop:6.3f}   "
         f"ratio {loop / bare:.3f} (target <= 1.10)"
     )
@@ -99,12 +103,14 @@ def main() -> None:
         ours(data, replace(config, epochs=1 + args.extra), tables)
         epochs = tables[0][tables[0]["epoch"] >= 1]
         inside = epochs["spectra_time_s"] / (epochs["wall_time_s"] - epochs["spectra_time_s"])
-        print(
+        say(
             f"{name}: with spectra {with_spectra:6.3f}, without {without:6.3f}, "
             f"difference {with_spectra / without - 1:+.1%}; spectral step inside the run "
             f"{1e3 * epochs['spectra_time_s'].median():.0f} ms = {inside.median():+.1%} "
             "of the epoch (target <= 2%)"
         )
+
+    say.save(args.out, "make bench-training")
 
 
 if __name__ == "__main__":

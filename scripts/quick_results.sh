@@ -27,4 +27,9 @@ for name in "${@:-${ALL[@]}}"; do
   [[ $name != *_val && $name != batch_* ]] && esd=(--esd seed=0)
   $PY scripts/collect.py "$name" --runs "$RUNS/sweeps/$name" --overwrite "${esd[@]}" \
     --command "$command" --wall-s "$wall"
+  # the same runs replayed without K (the gap rule), for scripts/before_after.py; their
+  # epochs are those of results/$name
+  $PY scripts/collect.py "$name" --runs "$RUNS/sweeps/$name" --overwrite --n-classes none \
+    --out "results/gap_rule/$name"
+  rm -f "results/gap_rule/$name/epochs.csv"
 done

@@ -103,7 +103,7 @@ def test_paper_rule_reproduces_the_paper_null_range_for_small_ratios():
     for ratio, n in PAPER_GRID:
         scaled = [
             spectral_distance(wishart_eigenvalues(n, round(n / ratio), rng)).scaled
-            for _ in range(50)
+            for _ in range(25)
         ]
         means.append(np.mean(scaled))
         worst = max(worst, np.max(scaled))

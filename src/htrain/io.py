@@ -54,3 +54,31 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=2, default=float) + "\n")
+
+
+class Report:
+    """Lines a benchmark prints, also kept for ``save``: a Markdown page with the output in
+    a code block and where it was measured (the docs include these pages)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str = "") -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def save(self, path: str | Path | None, command: str) -> None:
+        if path is None:
+            return
+        import platform
+        import subprocess
+        from datetime import UTC, datetime
+
+        found = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        where = (
+            f"`{command}`, {datetime.now(UTC):%Y-%m-%d}, commit {found.stdout.strip() or '?'}, "
+            f"{platform.machine()} with {os.cpu_count()} CPUs"
+        )
+        write_text(path, "\n".join(["```", *self.lines, "```", "", where, ""]))

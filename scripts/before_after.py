@@ -1,0 +1,104 @@
+"""The spike rule that knows K against the gap rule, on the same quick-profile runs:
+`python scripts/before_after.py [--results results]` -> results/tables/before_after.md/.csv.
+
+"Before" is every run replayed without K (results/gap_rule/<sweep>/, collected with
+`scripts/collect.py --n-classes none`), "after" with K (results/<sweep>/): the same
+trajectories, two analyses.  Per panel: how often the paper's rule (C = 0.4) and the
+calibrated rule fire on runs that end above 99% test accuracy, the test accuracy lost against
+the best epoch and the epochs saved when each stops the run, and the share of runs whose final
+spectrum is not LT / is HT per band of final test accuracy.  Trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from htrain.compare import EASY_ACCURACY, Rule, evaluate_runs
+from htrain.io import write_atomically, write_text
+from htrain.report import PANELS, difficulty_bands
+
+RULES = (Rule("C=0.4", "spectral", "paper_C0.4"), Rule("calibrated", "spectral", "calibrated"))
+
+
+def outcomes(folder: Path, spectral_folder: Path) -> pd.DataFrame:
+    epochs = pd.read_csv(folder / "epochs.csv")
+    spectral = pd.read_parquet(spectral_folder / "spectral.parquet")
+    return evaluate_runs(epochs, spectral, RULES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args()
+    records, bands = [], []
+    for panel in PANELS:
+        after_dir, before_dir = args.results / panel, args.results / "gap_rule" / panel
+        if not (after_dir / "runs.csv").exists() or not (before_dir / "runs.csv").exists():
+            print(f"skip {panel}: collect it with and without K first")
+            continue
+        for label, folder in (("without K (gap rule)", before_dir), ("with K", after_dir)):
+            table = outcomes(after_dir, folder)
+            for rule, rows in table.groupby("rule", sort=False):
+                easy = rows[rows["easy"]]
+                records.append(
+                    {
+                        "panel": panel,
+                        "spike rule": label,
+                        "stopping rule": rule,
+                        "runs": len(rows),
+                        "fired": int(rows["fired"].sum()),
+                        "fired on easy runs": f"{int(easy['fired'].sum())}/{len(easy)}",
+                        "lost vs best (points)": round(100 * rows["lost_vs_best"].mean(), 2),
+                        "epochs saved": round(rows["epochs_saved"].mean(), 1),
+                    }
+                )
+            runs = pd.read_csv(folder / "runs.csv")
+            band = difficulty_bands(runs, panel)[["band", "runs", "final_not_LT", "final_HT"]]
+            bands.append(band.assign(panel=panel, **{"spike rule": label}))
+    if not records:
+        sys.exit(f"error: nothing to compare under {args.results}")
+    summary = pd.DataFrame(records)
+    shares = pd.concat(bands, ignore_index=True)
+    out = args.results / "tables"
+    write_atomically(out / "before_after.csv", lambda tmp: summary.to_csv(tmp, index=False))
+    lines = [
+        "Stopping (quick profile; easy = final test accuracy above "
+        f"{100 * EASY_ACCURACY:.0f}%; means over runs):",
+        "",
+        "| panel | spike rule | stopping rule | runs | fired | fired on easy runs "
+        "| lost vs best (points) | epochs saved |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.to_dict("records"):
+        lines.append("| " + " | ".join(str(v) for v in row.values()) + " |")
+    lines += [
+        "",
+        "Final spectrum types per band of final test accuracy (share of runs with a "
+        "monitored layer not LT / HT):",
+        "",
+        "| panel | final test accuracy | runs | not LT without K | not LT with K "
+        "| HT without K | HT with K |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pivot = shares.pivot_table(
+        index=["panel", "band", "runs"],
+        columns="spike rule",
+        values=["final_not_LT", "final_HT"],
+        observed=True,
+    )
+    for (panel, band, runs), row in pivot.iterrows():
+        cells = [panel, str(band), str(runs)]
+        for measure in ("final_not_LT", "final_HT"):
+            for label in ("without K (gap rule)", "with K"):
+                cells.append(f"{100 * row[(measure, label)]:.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    write_text(out / "before_after.md", "\n".join(lines) + "\n")
+    print(f"wrote {out}/before_after.md and .csv")
+
+
+if __name__ == "__main__":
+    main()
