@@ -17,4 +17,8 @@ wall=$(( $(date +%s) - start ))
 # every eigenvalue of every run is kept: any spike or stopping rule can be replayed later
 $PY scripts/collect.py paper_tables --runs "$RUNS/sweeps/paper_tables" --overwrite \
   --esd data.K=8 --command "$command" --wall-s "$wall"
+# the same runs without K (the gap rule): which fires were class spikes crossing the edge
+$PY scripts/collect.py paper_tables --runs "$RUNS/sweeps/paper_tables" --overwrite \
+  --n-classes none --out results/gap_rule/paper_tables
+rm -f results/gap_rule/paper_tables/epochs.csv
 $PY scripts/paper_tables.py
