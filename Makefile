@@ -52,7 +52,7 @@ bench-lightning: $(STAMP)  ## the Lightning callback's overhead per epoch
 bench-gpu: $(STAMP)  ## single runs against the batched trainer (on a GPU when present)
 	$(PY) scripts/bench_gpu.py --out results/benchmarks/gpu.md
 
-calibrate: $(STAMP)  ## regenerate the calibrated null table (about 20 min on 2 cores)
+calibrate: $(STAMP)  ## regenerate the calibrated null table (1,127 s on 2 cores)
 	$(PY) scripts/calibrate_null.py
 
 figures: $(STAMP)  ## every table, figure and generated docs page from results/ (no training)

@@ -19,7 +19,8 @@ def name_of(*overrides: str) -> str:
 @pytest.mark.parametrize(
     ("overrides", "name"),
     [
-        # results/paper_scale_check and results/nn1_d1, nn2_d2: made before spectra.n_classes
+        # runs committed in 567371a (results/paper_scale_check, nn1_d1, nn2_d2), made before
+        # spectra.n_classes existed
         (("profile=paper", "data.delta=0.9", "train.epochs=4"), "gmm_d1-nn1-2d1b6c190b"),
         (("data.delta=0.3", "data.K=8", "seed=1"), "gmm_d1-nn1-0076d9b73a"),
         (("experiment=gmm_nn2_d2", "data.t=1.2", "data.K=8", "seed=0"), "gmm_d2-nn2-02955d699c"),

@@ -1,6 +1,6 @@
 """Typing a spectrum: light tail (LT), bulk transition (BT), heavy tail (HT), rank collapse (RC).
 
-The paper types spectra by eye (paper.md section 1).  Our rule, in this order:
+The paper types spectra by eye (docs/paper.md section 1).  Our rule, in this order:
 
 1. RC  if at least RC_SHARE of the eigenvalues are below ZERO_TOL times the mean eigenvalue
        (the mass piles up at zero; an all-zero matrix is RC).  An MP law puts under 1% of

@@ -18,7 +18,7 @@ UNKNOWN_RATIO_MARGIN = 0.02
 
 
 def n_bins(n: int) -> int:
-    """M = 2 floor(n^(1/3)) histogram bins (paper.md section 2).
+    """M = 2 floor(n^(1/3)) histogram bins (docs/paper.md section 2).
 
     The cube root is taken with a small guard so that exact cubes (n = 1000) give 10, not 9.
     """

@@ -215,7 +215,7 @@ class MPFit:
 
 
 def fit_mp(eigs, max_spikes: int | None = None, n_classes: int | None = None) -> MPFit:
-    """Fit MP to the bulk from its extreme order statistics (paper.md section 2).
+    """Fit MP to the bulk from its extreme order statistics (docs/paper.md section 2).
 
     Spikes are set aside first: with ``n_classes`` = K known, at most K of them
     (``find_class_spikes``); without, isolated outliers by the gap rule (``find_spikes``).

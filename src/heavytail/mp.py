@@ -1,6 +1,6 @@
 """The Marchenko-Pastur (MP) law: edges, density, distribution function, quantiles.
 
-Convention (paper.md section 2; Marchenko & Pastur 1967): for an n x N matrix W with
+Convention (docs/paper.md section 2; Marchenko & Pastur 1967): for an n x N matrix W with
 i.i.d. entries of variance sigma2 and n <= N, the eigenvalues of W W^T / N follow, as
 n, N -> infinity with n / N -> c in (0, 1], the law with edges
 

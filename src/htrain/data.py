@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MIXTURE_MEAN_OFFSET = -0.2  # m in D1 (paper.md section 3)
+MIXTURE_MEAN_OFFSET = -0.2  # m in D1 (docs/paper.md section 3)
 MNIST_STATS = ((0.1307,), (0.3081,))  # the usual per-channel mean and std of MNIST
 MNIST_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -52,7 +52,7 @@ def mixture_means(
     delta: float | None = None,
     t: float | None = None,
 ) -> np.ndarray:
-    """Class means (K x p) of the paper's Gaussian ANOVA data (paper.md section 3).
+    """Class means (K x p) of the paper's Gaussian ANOVA data (docs/paper.md section 3).
 
     D1(delta): a random half I_k of the p coordinates per class; mu_k = m on I_k and
     m + delta elsewhere, m = -0.2.  D2(t): mu_k = t v_k with (v_k)_j = 1{j = k} - 1/K for
@@ -71,7 +71,7 @@ def mixture_means(
 
 
 def mixture_snr(means: np.ndarray, sigma: float = 1.0) -> float:
-    """SNR = average over class pairs of ||mu_k - mu_k'|| / sigma (paper.md section 3)."""
+    """SNR = average over class pairs of ||mu_k - mu_k'|| / sigma (docs/paper.md section 3)."""
     return float(np.mean([np.linalg.norm(a - b) for a, b in combinations(means, 2)]) / sigma)
 
 

@@ -1,4 +1,4 @@
-"""The paper's networks (paper.md section 3), PyTorch default initialisation throughout.
+"""The paper's networks (docs/paper.md section 3), PyTorch default initialisation throughout.
 
 Fully connected layers are direct children named fc1, fc2, ... so configs can name the
 monitored layers; convolutional stages sit in ``features``.
@@ -101,7 +101,7 @@ def vgg11(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 
 MODELS = {"nn1": nn1, "nn2": nn2, "lenet": lenet, "minialexnet": minialexnet, "vgg11": vgg11}
-# the layers the paper monitors (paper.md section 3)
+# the layers the paper monitors (docs/paper.md section 3)
 PAPER_LAYERS = {
     "nn1": ["fc2", "fc3"],
     "nn2": ["fc1", "fc2"],

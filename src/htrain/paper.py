@@ -1,4 +1,4 @@
-"""The paper's reported numbers, as data (Meng & Yao 2023; transcribed in paper.md section 4).
+"""The paper's reported numbers, as data (Meng & Yao 2023; transcribed in docs/paper.md section 4).
 
 Only the paper-threshold rule with C = 0.4 is reported there; K is 8 ("apparently": the
 source does not say so for every row); "final" is epoch 248 of 250 at 7,500 samples per class.
