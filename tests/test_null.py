@@ -46,13 +46,15 @@ CELLS += [(1000, 0.5), (1000, 1.0)]
 @pytest.mark.slow
 @pytest.mark.parametrize(("n", "ratio"), CELLS)
 def test_calibrated_rule_fires_on_under_one_percent_of_noise(n, ratio):
-    draws = 2000  # Clopper-Pearson: <= 12 fires in 2000 bounds the rate below 1% at 95%
+    # Clopper-Pearson: <= 12 fires in 2,000 draws (<= 4 in 1,000) bound the rate below 1% at
+    # 95%; 1,000 draws where one costs a 14 ms eigensolve (n = 1000)
+    draws = 2000 if n < 1000 else 1000
     fires = count_fires(n, ratio, draws, seed=7919 * n + int(1000 * ratio), known_ratio=True)
     assert upper_bound(fires, draws) < 0.01, f"{fires} fires in {draws} draws"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ratio", [0.1, 0.5, 0.8, 0.9, 1.0])
+@pytest.mark.parametrize("ratio", [0.1, 0.9, 1.0])  # near 1 the threshold rises steeply in c
 def test_calibrated_rule_with_estimated_ratio_fires_on_under_one_percent_of_noise(ratio):
     draws = 2000
     fires = count_fires(400, ratio, draws, seed=104729 + int(1000 * ratio), known_ratio=False)

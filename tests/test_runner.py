@@ -106,7 +106,7 @@ def test_class_spikes_are_set_aside_in_a_real_run(tmp_path):
     assert tables["runs"]["stop_epoch_paper_C0.4"].notna().all()
 
 
-RESUME = ("data.n_per_class=600", "data.n_test_per_class=50", "train.epochs=6")
+RESUME = ("data.n_per_class=400", "data.n_test_per_class=50", "train.epochs=6")
 
 
 def comparable(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

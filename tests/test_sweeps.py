@@ -104,7 +104,7 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
             collect_module.esd_table(tmp_path / "sweeps" / "nn1_d1", runs, filters)
 
 
-RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=500", "train.epochs=3", *SMALL_GRID)
+RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=250", "train.epochs=3", *SMALL_GRID)
 
 
 def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path):
