@@ -74,11 +74,14 @@ class Report:
         import subprocess
         from datetime import UTC, datetime
 
-        found = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
+        def git(*args: str) -> str:
+            found = subprocess.run(["git", *args], capture_output=True, text=True)
+            return found.stdout.strip() if found.returncode == 0 else ""
+
+        dirty = " with uncommitted changes" if git("status", "--porcelain", "-uno") else ""
         where = (
-            f"`{command}`, {datetime.now(UTC):%Y-%m-%d}, commit {found.stdout.strip() or '?'}, "
+            f"`{command}`, {datetime.now(UTC):%Y-%m-%d}, commit "
+            f"{git('rev-parse', '--short', 'HEAD') or '?'}{dirty}, "
             f"{platform.machine()} with {os.cpu_count()} CPUs"
         )
         write_text(path, "\n".join(["```", *self.lines, "```", "", where, ""]))
