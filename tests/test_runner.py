@@ -12,19 +12,9 @@ from hydra import compose, initialize_config_dir
 
 from htrain import experiment as runner
 from htrain.collect import collect as collect_tables
-from htrain.train import SPECTRAL_COLUMNS, run_training
+from htrain.train import RUN_FILES, SPECTRAL_COLUMNS, run_training
 
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
-OUTPUTS = (
-    "config.yaml",
-    "metrics.csv",
-    "spectral.csv",
-    "eigenvalues.npz",
-    "summary.json",
-    "checkpoint.pt",
-    "esd_final.png",
-    "done",
-)
 
 
 def config(*overrides: str):
@@ -77,7 +67,7 @@ def test_the_default_command_writes_every_output(tmp_path):
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("gmm_d1-nn1-")
-    for name in OUTPUTS:
+    for name in RUN_FILES:
         assert (run_dir / name).exists(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["snr"] > 0

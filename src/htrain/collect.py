@@ -34,17 +34,9 @@ import yaml
 from htrain.io import write_atomically
 from htrain.models import PAPER_LAYERS
 from htrain.replay import Analysis, read_eigenvalues, replay
+from htrain.train import METRICS_COLUMNS
 
 SUMMARY_KEYS = {"status", "snr", "epochs_run", "rules", "final_test_acc", "final_types"}
-METRICS_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "spectra_time_s",
-    "wall_time_s",
-)
 SHAPE_COLUMNS = ("epoch", "layer", "n", "N")
 # always in runs.csv when present, whether or not they vary
 DESCRIPTIVE = (
