@@ -171,7 +171,7 @@ def spectral_rows(
     weights: dict[str, torch.Tensor], analysis: Analysis, epoch: int
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
     """``htrain.replay.analyse_epoch`` on the monitored layers' current weights (the
-    eigenvalues computed where the weights are: ``htrain.spectra.eigenvalues``)."""
+    eigenvalues computed where the weights are: ``htrain.spectra.eigenvalues_of``)."""
     shapes = {layer: tuple(weight.shape) for layer, weight in weights.items()}
     sources = {}
     for layer, weight in weights.items():
