@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks as one command for a GPU machine (the device tool; about 10 minutes):
 #   the tests marked gpu, then the benchmark at the paper's scale.
-# On the device machine torch is installed but hydra-core, omegaconf, antlr4 and the other
-# pure-Python needs are not: carry them as wheels in .whl/ (see the device tool's README:
-# `pip download --no-deps ... -d .whl hydra-core==1.3.2 omegaconf==2.3.0
-# antlr4-python3-runtime==4.9.3 pyyaml pandas pyarrow tqdm matplotlib ...`).
+# The device machine has torch, pandas, pyarrow, pytest, lightning and the rest, but not
+# hydra-core, omegaconf and antlr4 (the tests' conftest registers the config resolvers).
+# Carry them as wheels in .whl/ (the device tool's README), once, here:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux2014_x86_64 -d .whl \
+#     hydra-core==1.3.2 omegaconf==2.3.0
+#   python3 -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3   # sdist only
+# then run `bash scripts/gpu_tests.sh` there with .whl in carry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -d .whl ]; then
