@@ -115,3 +115,20 @@ def test_launcher_batched_writes_the_folders_the_basic_launcher_writes(tmp_path)
     assert len(names) == 2
     for name in names:
         assert (tmp_path / "batched" / "sweeps" / "nn1_d1" / name / "done").exists()
+
+
+def test_momentum_buffers_travel_through_member_checkpoints(tmp_path):
+    # SGD with momentum: a member checkpoint holds its slice of the stacked buffers, so a
+    # single-run resume continues as the uninterrupted single run does
+    momentum = ("optim.momentum=0.9",)
+    whole = member(tmp_path / "whole", *SETTINGS[1], *momentum)
+    run_training(whole.out_dir, whole.data, whole.config, progress=False)
+    part = member(tmp_path / "part", *SETTINGS[1], *momentum, "train.epochs=2")
+    train_batched([part])
+    (part.out_dir / "done").unlink()
+    summary = run_training(part.out_dir, part.data, whole.config, progress=False)
+    assert summary["epochs_run"] == 3
+    ours = pd.read_csv(part.out_dir / "metrics.csv")
+    theirs = pd.read_csv(whole.out_dir / "metrics.csv")
+    np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-4)
+    np.testing.assert_allclose(ours["test_acc"], theirs["test_acc"], atol=1e-6)
