@@ -14,6 +14,9 @@ from htrain.batched import Member, train_batched
 from htrain.replay import read_eigenvalues
 from htrain.train import run_training
 
+# trains several small runs per test: slow (make test runs it, make test-fast skips it)
+pytestmark = pytest.mark.slow
+
 # three settings of one NN1 panel row (K = 8): different difficulty and seed
 SETTINGS = [
     ("data.delta=0.3", "seed=0"),

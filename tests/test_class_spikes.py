@@ -44,6 +44,7 @@ def test_the_fast_spiked_sampler_has_the_dense_distribution():
     assert abs(fast[:, -1].mean() / bbp_spike_location(2.0, 0.5) - 1) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "N"), SHAPES)
 def test_one_to_k_class_spikes_are_set_aside_and_typed_lt(n, N):
     rng = seeded("spikes", n, N)
@@ -89,6 +90,7 @@ def test_at_most_k_spikes_are_set_aside():
     assert fit_mp(noise, n_classes=K).n_spikes == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "N"), SHAPES)
 def test_more_than_k_outliers_still_fire(n, N):
     rng = seeded("more", n, N)
@@ -118,6 +120,7 @@ def heavy_tailed(family: str, n: int, N: int, rng: np.random.Generator) -> np.nd
     return np.linalg.eigvalsh(gram)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["student_t2", "pareto_1.5", "product_of_3"])
 @pytest.mark.parametrize(("n", "N"), SHAPES)
 def test_heavy_tails_still_fire_when_k_is_known(family, n, N):
@@ -129,6 +132,7 @@ def test_heavy_tails_still_fire_when_k_is_known(family, n, N):
     assert caught >= draws - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [0.5, 1.0])
 def test_knowing_k_leaves_the_calibrated_null_unchanged(ratio):
     # on noise the class rule's cut (edge + 2 Tracy-Widom scales) sets the top eigenvalue

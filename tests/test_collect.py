@@ -133,6 +133,7 @@ def test_a_damaged_run_is_listed_and_the_good_ones_are_collected(sweep_dir, tmp_
     assert tables["runs"]["run"].tolist() == ["run_b"]
 
 
+@pytest.mark.slow
 def test_the_command_line_keeps_existing_tables_unless_told(sweep_dir, tmp_path):
     command = [sys.executable, str(ROOT / "scripts" / "collect.py"), "demo"]
     command += ["--runs", str(sweep_dir), "--out", str(tmp_path / "out")]

@@ -156,6 +156,7 @@ FAST = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("threshold", "C", "patience", "combine", "rule"),
     [("paper", 0.4, 1, "any", "paper_C0.4"), ("calibrated", 0.4, 2, "all", "calibrated")],

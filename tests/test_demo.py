@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,6 +20,7 @@ def run(*overrides: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_demo_prints_a_table_and_writes_a_figure(tmp_path):
     result = run("--out", str(tmp_path), "--n", "120", "--N", "240")
     assert result.returncode == 0, result.stderr
@@ -36,6 +38,7 @@ def test_demo_prints_a_table_and_writes_a_figure(tmp_path):
     assert not list(tmp_path.glob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_bad_demo_arguments_fail_before_work_with_one_clear_line(tmp_path):
     result = run("--out", str(tmp_path), "--families", "gaussian", "cauchy")
     assert result.returncode != 0

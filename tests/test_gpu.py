@@ -67,6 +67,7 @@ def test_the_batched_trainer_on_cuda_follows_single_cuda_runs(tmp_path):
         np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
     result = subprocess.run(
         [

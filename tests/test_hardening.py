@@ -65,6 +65,7 @@ def test_a_crafted_checkpoint_cannot_run_code_on_resume(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_says_what_to_do_and_restart_keeps_the_old_files(tmp_path):
     run = tmp_path / "run"
     unfinished_run(run)
@@ -115,6 +116,7 @@ def test_a_run_resumed_under_another_analysis_replays_its_history(tmp_path):
     pd.testing.assert_frame_equal(ours, theirs)
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_live_run_folder_is_refused_or_waits(tmp_path):
     slow = (
         "profile=smoke",
@@ -228,6 +230,7 @@ def mount_and_run(tmp_path, options: str, *overrides: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_a_read_only_output_folder_is_one_line(tmp_path):
     result = mount_and_run(tmp_path, "ro,size=1m")
     assert result.returncode != 0
@@ -235,6 +238,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path):
     assert line.startswith("error: cannot write runs to") and "Read-only file system" in line
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path):
     result = mount_and_run(
         tmp_path,
@@ -246,6 +250,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path):
     assert line.startswith("error: cannot write the run to") and "No space left" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -269,6 +274,7 @@ def test_bad_values_fail_before_any_work(overrides, message, tmp_path):
     assert not list(tmp_path.glob("runs/*/metrics.csv"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_cuda_without_a_gpu_is_one_line(tmp_path):
     result = run_script(*SMALL, f"paths.output_dir={tmp_path}", "train.device=cuda")

@@ -79,6 +79,7 @@ def trainer(tmp_path, callbacks, epochs: int, **options) -> "L.Trainer":
     )
 
 
+@pytest.mark.slow
 def test_the_callback_logs_every_layer_and_stops_where_the_plain_callback_would(tmp_path):
     recorder = PlainRecorder()
     monitor = SpectralMonitor(layers=LAYERS, stop=True)
@@ -98,6 +99,7 @@ def test_the_callback_logs_every_layer_and_stops_where_the_plain_callback_would(
     assert set(metrics[f"spectral/{LAYERS[0]}/type"].dropna()) <= set(TYPE_CODES.values())
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
 def test_a_resumed_fit_continues_the_patience_count(tmp_path):
     options = dict(layers=LAYERS, patience=3, combine="all", threshold="paper", C=0.4, stop=False)
@@ -120,6 +122,7 @@ def test_a_resumed_fit_continues_the_patience_count(tmp_path):
     assert resumed.stopper.fire_epoch == whole.stopper.fire_epoch
 
 
+@pytest.mark.slow
 def test_layers_can_be_chosen_by_a_filter_and_bad_names_fail_early(tmp_path):
     chosen = SpectralMonitor(layers=lambda name, module: name.endswith("fc3"))
     trainer(tmp_path, [chosen], epochs=1, enable_checkpointing=False).fit(Classifier(), loader())
@@ -135,6 +138,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_analyze_a_state_dict_with_csv_and_plots(tmp_path):
     torch.manual_seed(0)
     model = nn1((100,), 8)
@@ -159,6 +163,7 @@ def test_analyze_a_state_dict_with_csv_and_plots(tmp_path):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["fc2.png", "fc3.png"]
 
 
+@pytest.mark.slow
 def test_analyze_a_lightning_checkpoint_and_a_run_checkpoint(tmp_path):
     folder = tmp_path / "ckpt"
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
@@ -196,6 +201,7 @@ class _Payload:
         return (print, ("ran",))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "name", "message"),
     [

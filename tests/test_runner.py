@@ -62,6 +62,7 @@ def test_each_experiment_runs_one_epoch_on_tiny_data(experiment, data_dir, tmp_p
     assert f"{train.layers[0]}/1" in eigenvalues.files
 
 
+@pytest.mark.slow
 def test_the_default_command_writes_every_output(tmp_path):
     result = run_script("profile=smoke", f"paths.output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr
@@ -77,6 +78,7 @@ def test_the_default_command_writes_every_output(tmp_path):
     assert again.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_class_spikes_are_set_aside_in_a_real_run(tmp_path):
     # an easy mixture (D1, delta = 2, K = 8) grows its 8 class spikes within a few epochs;
     # with K known they are set aside and nothing fires, while the gap rule (K unknown)
@@ -104,6 +106,7 @@ def comparable(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return metrics, pd.read_csv(run_dir / "spectral.csv")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_with_the_same_numbers(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run_script(*RESUME, f"paths.output_dir={whole}").returncode == 0
@@ -137,6 +140,7 @@ def test_a_diverging_run_stops_cleanly_and_keeps_its_history(tmp_path):
     assert (tmp_path / "run" / "done").read_text().strip() == "diverged"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -163,6 +167,7 @@ def test_bad_configs_fail_before_training_with_one_line(overrides, message, data
     assert not list(tmp_path.glob("runs/*/metrics.csv"))
 
 
+@pytest.mark.slow
 def test_missing_real_data_says_where_the_files_go(tmp_path):
     result = run_script(
         "experiment=cifar10",

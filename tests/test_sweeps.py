@@ -58,6 +58,7 @@ def comparable(tables: dict) -> list[pd.DataFrame]:
     return [runs, epochs, spectral]
 
 
+@pytest.mark.slow
 def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
     result = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -107,6 +108,7 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
 RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=250", "train.epochs=3", *SMALL_GRID)
 
 
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert sweep(*RESUMABLE, output=whole).returncode == 0
@@ -126,6 +128,7 @@ def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path)
         pd.testing.assert_frame_equal(mine, theirs)
 
 
+@pytest.mark.slow
 def test_collect_keeps_diverged_runs_in_the_tables(tmp_path):
     overrides = ("data.delta=0", "data.K=2", "seed=0", "data.n_per_class=200", "train.epochs=3")
     result = sweep(
@@ -137,6 +140,7 @@ def test_collect_keeps_diverged_runs_in_the_tables(tmp_path):
     assert tables["problems"]["problem"].str.startswith("diverged").sum() == 1
 
 
+@pytest.mark.slow
 def test_local_launcher_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     serial = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path / "serial")
@@ -150,6 +154,7 @@ def test_local_launcher_runs_jobs_in_parallel_with_the_same_results(tmp_path):
     pd.testing.assert_frame_equal(comparable(first)[0], comparable(second)[0])
 
 
+@pytest.mark.slow
 def test_submitit_launcher_with_its_local_executor(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = sweep(
@@ -171,6 +176,7 @@ def one_point(name: str) -> list[str]:
     return [f"{key}={values[0]}" for key, values in grid(name).items()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SWEEPS)
 def test_one_point_of_every_committed_grid_launches(name, data_dir, tmp_path):
     # the grid itself is composed and checked by the tests above and test_paper_tables_grid;
