@@ -30,11 +30,54 @@ def outcomes(folder: Path, spectral_folder: Path) -> pd.DataFrame:
     return evaluate_runs(epochs, spectral, RULES)
 
 
+def pooled_markdown(outcomes_: pd.DataFrame, shares: pd.DataFrame) -> str:
+    """The README's short version: every panel's runs pooled, one row per spike rule and
+    stopping rule, then the final types per band of final test accuracy (shares weighted by
+    each panel's runs, since the panels monitor differently named layers)."""
+    groups = outcomes_.groupby(["spike rule", "rule"], sort=False)
+    lines = [
+        f"The {outcomes_['panel'].nunique()} quick-profile panels pooled "
+        f"({groups.size().iloc[0]} runs; "
+        f"easy = final test accuracy above {100 * EASY_ACCURACY:.0f}%):",
+        "",
+        "| spike rule | stopping rule | fired | fired on easy runs | lost vs best (points) "
+        "| epochs saved |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (label, rule), rows in groups:
+        easy = rows[rows["easy"]]
+        lines.append(
+            f"| {label} | {rule} | {int(rows['fired'].sum())}/{len(rows)} "
+            f"| {int(easy['fired'].sum())}/{len(easy)} "
+            f"| {100 * rows['lost_vs_best'].mean():.2f} | {rows['epochs_saved'].mean():.1f} |"
+        )
+    lines += [
+        "",
+        "| final test accuracy | runs | a layer ends not LT: without K | with K "
+        "| a layer ends HT: without K | with K |",
+        "|---|---|---|---|---|---|",
+    ]
+    weighted = shares.assign(
+        not_lt=shares["final_not_LT"] * shares["runs"], ht=shares["final_HT"] * shares["runs"]
+    )
+    sums = weighted.groupby(["band", "spike rule"], observed=True, sort=False)[
+        ["runs", "not_lt", "ht"]
+    ].sum()
+    for band in dict.fromkeys(shares["band"].astype(str)):
+        before, after = sums.loc[(band, "without K (gap rule)")], sums.loc[(band, "with K")]
+        cells = [band, str(int(after["runs"]))]
+        for measure in ("not_lt", "ht"):
+            for row in (before, after):
+                cells.append(f"{100 * row[measure] / row['runs']:.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args()
-    records, bands = [], []
+    records, bands, pooled = [], [], []
     for panel in PANELS:
         after_dir, before_dir = args.results / panel, args.results / "gap_rule" / panel
         if not (after_dir / "runs.csv").exists() or not (before_dir / "runs.csv").exists():
@@ -42,6 +85,7 @@ def main() -> None:
             continue
         for label, folder in (("without K (gap rule)", before_dir), ("with K", after_dir)):
             table = outcomes(after_dir, folder)
+            pooled.append(table.assign(panel=panel, **{"spike rule": label}))
             for rule, rows in table.groupby("rule", sort=False):
                 easy = rows[rows["easy"]]
                 records.append(
@@ -97,7 +141,8 @@ def main() -> None:
                 cells.append(f"{100 * row[(measure, label)]:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out / "before_after.md", "\n".join(lines) + "\n")
-    print(f"wrote {out}/before_after.md and .csv")
+    write_text(out / "before_after_pooled.md", pooled_markdown(pd.concat(pooled), shares))
+    print(f"wrote {out}/before_after.md, before_after_pooled.md and before_after.csv")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,17 @@ def run_script(*overrides: str, timeout: int = 900) -> subprocess.CompletedProce
 
 
 def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:
-    """Start ``command``, SIGKILL it as soon as ``ready()`` holds (or at the timeout)."""
+    """Start ``command``, SIGKILL it and its workers as soon as ``ready()`` holds (or at the
+    timeout): the whole process group, as a killed job loses its launcher's workers too."""
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.time() + timeout
     while time.time() < deadline and not ready():
         time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()

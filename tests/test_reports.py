@@ -135,3 +135,26 @@ def test_compare_writes_table_and_figure(results):
     assert {"lost_vs_best_mean", "epochs_saved_mean", "false_stops", "never_fired"} <= set(summary)
     assert "| spectral C=0.4 |" in (results / "compare" / "summary.md").read_text()
     assert is_png(results / "compare" / "compare.png")
+
+
+def test_before_after_counts_the_fires_of_each_spike_rule(results):
+    # "without K": the same runs, their spectra made to fire from epoch 10 on in every layer
+    gap = results / "gap_rule" / "nn1_d1"
+    gap.mkdir(parents=True)
+    shutil.copy(results / "nn1_d1" / "runs.csv", gap / "runs.csv")
+    spectral = pd.read_parquet(results / "nn1_d1" / "spectral.parquet")
+    late = spectral["epoch"] >= 10
+    for column in [c for c in spectral if c.startswith("fires_")]:
+        spectral.loc[late, column] = True
+    spectral.to_parquet(gap / "spectral.parquet")
+    done = script("before_after.py", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(results / "tables" / "before_after.csv")
+    runs = len(pd.read_csv(results / "nn1_d1" / "runs.csv"))
+    before = table[table["spike rule"] == "without K (gap rule)"].set_index("stopping rule")
+    after = table[table["spike rule"] == "with K"].set_index("stopping rule")
+    assert list(before["fired"]) == [runs, runs] and (before["epochs saved"] > 0).all()
+    assert (after["fired"] < runs).all()
+    pooled = (results / "tables" / "before_after_pooled.md").read_text()
+    assert f"| without K (gap rule) | C=0.4 | {runs}/{runs} |" in pooled
+    assert "| >99% |" in pooled  # the final types per band of final test accuracy

@@ -58,11 +58,22 @@ def comparable(tables: dict) -> list[pd.DataFrame]:
     return [runs, epochs, spectral]
 
 
-@pytest.mark.slow
-def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
-    result = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path)
+RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=250", "train.epochs=3", *SMALL_GRID)
+
+
+@pytest.fixture(scope="module")
+def serial_sweep(tmp_path_factory) -> Path:
+    """The small grid trained once, serially: the reference of the tests in its xdist group."""
+    output = tmp_path_factory.mktemp("serial")
+    result = sweep(*RESUMABLE, output=output)
     assert result.returncode == 0, result.stderr
-    tables = collect(tmp_path / "sweeps" / "nn1_d1")
+    return output / "sweeps" / "nn1_d1"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("serial_sweep")
+def test_a_small_grid_runs_end_to_end_through_collect(serial_sweep, tmp_path):
+    tables = collect(serial_sweep)
     collect_module.write_tables(tables, {}, tmp_path / "results")
     runs = tables["runs"]
     assert len(runs) == 4 and tables["problems"].empty
@@ -70,11 +81,11 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
     assert (runs["status"] == "finished").all()
     assert {"fire_epoch_paper_C0.4_fc2", "final_type_fc3", "snr", "seed"} <= set(runs.columns)
     spectral = pd.read_parquet(tmp_path / "results" / "spectral.parquet")
-    assert len(spectral) == 4 * 2 * 2  # runs x epochs (0 and 1) x layers
+    assert len(spectral) == 4 * 4 * 2  # runs x epochs (0 to 3) x layers
     assert (tmp_path / "results" / "epochs.csv").exists()
     # the eigenvalues of chosen runs, and the manifest, through the command line
     cli = [sys.executable, str(ROOT / "scripts" / "collect.py"), "nn1_d1"]
-    cli += ["--runs", str(tmp_path / "sweeps" / "nn1_d1"), "--out", str(tmp_path / "cli")]
+    cli += ["--runs", str(serial_sweep), "--out", str(tmp_path / "cli")]
     cli += ["--esd", "data.K=8", "data.delta=2"]
     cli += ["--command", "python scripts/run.py sweep=nn1_d1", "--wall-s", "12.5"]
     done = subprocess.run(
@@ -85,13 +96,9 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     esd = pd.read_parquet(tmp_path / "cli" / "esd.parquet")
-    assert esd["run"].nunique() == 1 and set(esd["epoch"]) == {0, 1}
-    assert esd.groupby(["layer", "epoch"]).size().to_dict() == {
-        ("fc2", 0): 512,
-        ("fc2", 1): 512,
-        ("fc3", 0): 384,
-        ("fc3", 1): 384,
-    }
+    assert esd["run"].nunique() == 1 and set(esd["epoch"]) == {0, 1, 2, 3}
+    sizes = esd.groupby(["layer", "epoch"]).size()
+    assert set(sizes["fc2"]) == {512} and set(sizes["fc3"]) == {384}
     manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
     assert manifest["runs"] == 4 and manifest["sweep_wall_time_s"] == 12.5
     assert manifest["profile"] == ["smoke"] and manifest["machine"]["cpus"] >= 1
@@ -102,27 +109,31 @@ def test_a_small_grid_runs_end_to_end_through_collect(tmp_path):
     ):
         with pytest.raises(ValueError, match=message):
             filters = collect_module.parse_filters([bad])
-            collect_module.esd_table(tmp_path / "sweeps" / "nn1_d1", runs, filters)
-
-
-RESUMABLE = ("sweep=nn1_d1", "profile=smoke", "data.n_per_class=250", "train.epochs=3", *SMALL_GRID)
+            collect_module.esd_table(serial_sweep, runs, filters)
 
 
 @pytest.mark.slow
-def test_an_interrupted_sweep_resumes_without_retraining_finished_runs(tmp_path):
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    assert sweep(*RESUMABLE, output=whole).returncode == 0
+@pytest.mark.xdist_group("serial_sweep")
+def test_an_interrupted_parallel_sweep_resumes_without_retraining_finished_runs(
+    serial_sweep, tmp_path
+):
+    # the joblib launcher (two runs at a time), killed after two runs, then resumed: the same
+    # tables as the serial sweep, and the finished runs are not trained again
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    cut = tmp_path / "cut"
     kill_when(
-        run_command(f"paths.output_dir={cut}", *RESUMABLE),
+        run_command(f"paths.output_dir={cut}", "launcher=local", *RESUMABLE),
         lambda: len(list(cut.glob("sweeps/*/*/done"))) >= 2,
     )
     finished = {path.parent.name: path.stat().st_mtime_ns for path in cut.glob("sweeps/*/*/done")}
     assert 2 <= len(finished) < 4
-    assert sweep(*RESUMABLE, output=cut).returncode == 0
+    resumed = sweep("launcher=local", *RESUMABLE, output=cut)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Joblib.Parallel(n_jobs=2" in resumed.stderr + resumed.stdout
     for run, stamp in finished.items():  # finished runs were not trained again
         assert (cut / "sweeps" / "nn1_d1" / run / "done").stat().st_mtime_ns == stamp
     ours = collect(cut / "sweeps" / "nn1_d1")
-    reference = collect(whole / "sweeps" / "nn1_d1")
+    reference = collect(serial_sweep)
     assert ours["problems"].empty
     for mine, theirs in zip(comparable(ours), comparable(reference), strict=True):
         pd.testing.assert_frame_equal(mine, theirs)
@@ -138,20 +149,6 @@ def test_collect_keeps_diverged_runs_in_the_tables(tmp_path):
     tables = collect(tmp_path / "sweeps" / "nn1_d1")
     assert len(tables["runs"]) == 2 and set(tables["runs"]["status"]) == {"finished", "diverged"}
     assert tables["problems"]["problem"].str.startswith("diverged").sum() == 1
-
-
-@pytest.mark.slow
-def test_local_launcher_runs_jobs_in_parallel_with_the_same_results(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    serial = sweep("sweep=nn1_d1", "profile=smoke", *SMALL_GRID, output=tmp_path / "serial")
-    parallel = sweep(
-        "sweep=nn1_d1", "profile=smoke", "launcher=local", *SMALL_GRID, output=tmp_path / "parallel"
-    )
-    assert serial.returncode == 0 and parallel.returncode == 0, parallel.stderr
-    assert "Joblib.Parallel(n_jobs=2" in parallel.stderr + parallel.stdout
-    first = collect(tmp_path / "serial" / "sweeps" / "nn1_d1")
-    second = collect(tmp_path / "parallel" / "sweeps" / "nn1_d1")
-    pd.testing.assert_frame_equal(comparable(first)[0], comparable(second)[0])
 
 
 @pytest.mark.slow
