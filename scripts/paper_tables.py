@@ -25,8 +25,7 @@ import pandas as pd
 
 from htrain import figures as fig
 from htrain.io import write_atomically, write_text
-from htrain.models import PAPER_LAYERS
-from htrain.paper import SYNTHETIC
+from htrain.paper import PAPER_LAYERS, SYNTHETIC
 from htrain.report import (
     early_stopping_table,
     markdown_early_stopping,

@@ -38,3 +38,19 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 30
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def error_line(cfg, run_dir: Path) -> str:
+    """What scripts/run.py prints for a config that must fail before any work, found in
+    process (the same calls, in the same order, under the same exceptions) instead of a
+    3-second interpreter start per case; test_runner keeps cases that go through the command."""
+    from htrain.experiment import load_data, train_config
+    from htrain.train import run_training
+
+    try:
+        config = train_config(cfg)
+        data = load_data(cfg)
+        run_training(run_dir, data, config, progress=False)
+    except (ValueError, FileNotFoundError, TimeoutError) as error:
+        return f"error: {error}"
+    raise AssertionError("the config trained without an error")

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from htrain.models import PAPER_LAYERS, build_model, check_layers
+from htrain.models import build_model, check_layers
+from htrain.paper import PAPER_LAYERS
 
 
 def linear_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, kill_when, run_command, run_script
+from helpers import ROOT, error_line, kill_when, run_command, run_script
 from hydra import compose, initialize_config_dir
 
 from htrain import experiment as runner
 from htrain.collect import collect as collect_tables
-from htrain.train import RUN_FILES, SPECTRAL_COLUMNS, run_training
+from htrain.runfiles import RUN_FILES, SPECTRAL_COLUMNS
+from htrain.train import run_training
 
 EXPERIMENTS = sorted(path.stem for path in (ROOT / "configs" / "experiment").glob("*.yaml"))
 
@@ -140,31 +141,40 @@ def test_a_diverging_run_stops_cleanly_and_keeps_its_history(tmp_path):
     assert (tmp_path / "run" / "done").read_text().strip() == "diverged"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (("data.K=1",), "data.K must be at least 2"),
-        (("data.delta=-0.5",), "data.delta must be a non-negative number"),
-        (("data.snr=-1",), "data.snr must be a non-negative number"),
-        (("train.batch_size=0",), "train.batch_size must be at least 1"),
-        (("spectra.layers=[fc9]",), "monitored layer 'fc9' is not in the model"),
-        (("experiment=cifar10_lenet", "data.size=32"), "cannot take inputs of shape (3, 32, 32)"),
-        (("model.name=resnet",), "unknown model 'resnet'"),
-        (("early_stop.action=halt",), "early_stop.action must be record or stop"),
-    ],
-)
+BAD_CONFIGS = [
+    (("data.K=1",), "data.K must be at least 2"),
+    (("data.delta=-0.5",), "data.delta must be a non-negative number"),
+    (("data.snr=-1",), "data.snr must be a non-negative number"),
+    (("train.batch_size=0",), "train.batch_size must be at least 1"),
+    (("spectra.layers=[fc9]",), "monitored layer 'fc9' is not in the model"),
+    (("experiment=cifar10_lenet", "data.size=32"), "cannot take inputs of shape (3, 32, 32)"),
+    (("model.name=resnet",), "unknown model 'resnet'"),
+    (("early_stop.action=halt",), "early_stop.action must be record or stop"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
 def test_bad_configs_fail_before_training_with_one_line(overrides, message, data_dir, tmp_path):
-    result = run_script(
-        "profile=smoke",
-        f"paths.data_dir={data_dir}",
-        f"paths.output_dir={tmp_path}",
-        *overrides,
-    )
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-    assert not list(tmp_path.glob("runs/*/metrics.csv"))
+    cfg = config("profile=smoke", f"paths.data_dir={data_dir}", *overrides)
+    line = error_line(cfg, tmp_path / "run")
+    assert "\n" not in line and message in line
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_command_prints_one_line_and_fails_before_training(data_dir, tmp_path):
+    # one check caught in train_config, one while the model is built
+    for overrides, message in (BAD_CONFIGS[0], BAD_CONFIGS[4]):
+        result = run_script(
+            "profile=smoke",
+            f"paths.data_dir={data_dir}",
+            f"paths.output_dir={tmp_path}",
+            *overrides,
+        )
+        assert result.returncode != 0
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+        assert not list(tmp_path.glob("runs/*/metrics.csv"))
 
 
 @pytest.mark.slow

@@ -32,9 +32,9 @@ import pandas as pd
 import yaml
 
 from htrain.io import write_atomically
-from htrain.models import PAPER_LAYERS
+from htrain.paper import PAPER_LAYERS
 from htrain.replay import Analysis, read_eigenvalues, replay
-from htrain.train import METRICS_COLUMNS
+from htrain.runfiles import METRICS_COLUMNS
 
 SUMMARY_KEYS = {"status", "snr", "epochs_run", "rules", "final_test_acc", "final_types"}
 SHAPE_COLUMNS = ("epoch", "layer", "n", "N")

@@ -94,7 +94,7 @@ def num_classes(cfg) -> int:
 
 def train_config(cfg):
     """The ``TrainConfig`` of a composed config (checked: ``TrainConfig.check``)."""
-    from htrain.models import PAPER_LAYERS
+    from htrain.paper import PAPER_LAYERS
     from htrain.train import StopRule, TrainConfig
 
     if cfg.model.name not in PAPER_LAYERS:

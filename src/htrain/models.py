@@ -102,13 +102,6 @@ def vgg11(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 MODELS = {"nn1": nn1, "nn2": nn2, "lenet": lenet, "minialexnet": minialexnet, "vgg11": vgg11}
 # the layers the paper monitors (docs/paper.md section 3)
-PAPER_LAYERS = {
-    "nn1": ["fc2", "fc3"],
-    "nn2": ["fc1", "fc2"],
-    "lenet": ["fc1", "fc2"],
-    "minialexnet": ["fc1", "fc2"],
-    "vgg11": ["fc1"],
-}
 # the input each network expects, for the message when the data do not fit
 EXPECTED_INPUT = {
     "lenet": "C x 28 x 28",

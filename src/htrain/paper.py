@@ -11,6 +11,14 @@ from dataclasses import dataclass
 
 PAPER_C = 0.4
 PAPER_K = 8
+# the layers whose spectra the paper reports, per network (its figures and tables)
+PAPER_LAYERS = {
+    "nn1": ["fc2", "fc3"],
+    "nn2": ["fc1", "fc2"],
+    "lenet": ["fc1", "fc2"],
+    "minialexnet": ["fc1", "fc2"],
+    "vgg11": ["fc1"],
+}
 
 
 @dataclass(frozen=True)

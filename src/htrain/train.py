@@ -32,35 +32,8 @@ from htrain.io import write_atomically, write_bytes, write_json, write_text
 from htrain.models import build_model, check_layers
 from htrain.replay import Analysis, analyse_epoch, replay
 from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
+from htrain.runfiles import RUN_FILES
 from htrain.spectra import eigenvalues_of
-
-# Columns every metrics.csv and spectral.csv has (collect.py checks runs against them);
-# spectral.csv also has threshold_<rule> and fires_<rule> for each rule in spectra.C.
-METRICS_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "spectra_time_s",
-    "wall_time_s",
-)
-SPECTRAL_COLUMNS = (
-    "epoch",
-    "layer",
-    "n",
-    "N",
-    "ratio",
-    "sigma2",
-    "n_spikes",
-    "s_hat",
-    "type",
-    "tail_extent",
-    "alpha",
-    "skipped",
-    "threshold_calibrated",
-    "fires_calibrated",
-)
 
 
 @dataclass(frozen=True)
@@ -281,18 +254,6 @@ def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
             f"{row['layer']} {row['s_hat']:.3f}/{row[f'threshold_{rule}']:.3f}{mark} {row['type']}"
         )
     return " | ".join(parts)
-
-
-RUN_FILES = (
-    "config.yaml",
-    "metrics.csv",
-    "spectral.csv",
-    "eigenvalues.npz",
-    "summary.json",
-    "checkpoint.pt",
-    "esd_final.png",
-    "done",
-)
 
 
 class RunRecorder:
