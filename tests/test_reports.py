@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from helpers import ROOT
 
+from htrain.paper import SYNTHETIC
 from htrain.report import early_stopping_table, markdown_early_stopping, type_shares
 
 FIXTURE = ROOT / "tests" / "fixtures" / "results"
@@ -158,3 +159,32 @@ def test_before_after_counts_the_fires_of_each_spike_rule(results):
     pooled = (results / "tables" / "before_after_pooled.md").read_text()
     assert f"| without K (gap rule) | C=0.4 | {runs}/{runs} |" in pooled
     assert "| >99% |" in pooled  # the final types per band of final test accuracy
+
+
+def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
+    # the fixture's NN1 + D1 runs stand in for the paper-scale sweep; the gap-rule replay is
+    # made to fire at epoch 3 in fc2 and never in fc3
+    shutil.copytree(results / "nn1_d1", results / "paper_tables")
+    gap = results / "gap_rule" / "paper_tables"
+    gap.mkdir(parents=True)
+    runs = pd.read_csv(results / "nn1_d1" / "runs.csv")
+    fires = {"fire_epoch_paper_C0.4_fc2": 3, "fire_epoch_paper_C0.4_fc3": None}
+    runs.assign(**fires).to_csv(gap / "runs.csv", index=False)
+    done = script("paper_tables.py", "--results", str(results))
+    assert done.returncode == 0, done.stderr
+    claims = (results / "tables" / "paper_claims.md").read_text().splitlines()
+    rows = [line for line in claims if line.startswith("| nn")]
+    assert len(rows) == len(SYNTHETIC)
+    ran = {f"nn1_d1 delta {value:g}" for value in runs.loc[runs["data.K"] == 8, "data.delta"]}
+    assert ran == {"nn1_d1 delta 0.15", "nn1_d1 delta 0.9"}
+    for row in rows:
+        setting = row.split(" | ")[0].removeprefix("| ")
+        assert ("not run" in row) == (setting not in ran), row
+        if setting in ran:
+            assert row.split(" | ")[4] == "3 / -"  # the gap rule's fires, fc2 / fc3
+    # delta 0.15 is hard in the paper (20% final accuracy), 0.9 easy (99.1%)
+    assert "Settings run: 1 hard (paper's final accuracy below 99%), 1 easy." in claims[-1]
+    table = pd.read_csv(results / "tables" / "paper_tables_paper_C0.4.csv")
+    assert set(table.loc[table["seeds"] > 0, "value"]) == {0.15, 0.9}
+    for name in ("shat_nn1_d1", "esd_nn1_d1_fc2", "esd_nn1_d1_fc3"):
+        assert is_png(results / "figures" / f"paper_tables_{name}.png")
