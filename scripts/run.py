@@ -12,7 +12,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from htrain.naming import register_resolvers
 
@@ -40,7 +40,7 @@ def print_summary(summary: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from htrain.experiment import load_data, run_info, train_config
+    from htrain.experiment import load_data, run_experiment, train_config
     from htrain.rundir import BadCheckpoint, RunInUse
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -53,20 +53,8 @@ def main(cfg: DictConfig) -> None:
         data = load_data(cfg)
     except (ValueError, FileNotFoundError, TimeoutError) as error:
         sys.exit(f"error: {error}")  # before any training: one line that says what to fix
-    info = run_info(cfg, out_dir, HydraConfig.get().runtime.choices)
-    from htrain.train import run_training
-
     try:
-        summary = run_training(
-            out_dir,
-            data,
-            config,
-            info=info,
-            progress=bool(cfg.train.progress),
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            restart=bool(cfg.train.restart),
-            wait_for_lock=bool(cfg.train.wait_for_lock),
-        )
+        summary = run_experiment(cfg, out_dir, HydraConfig.get().runtime.choices, config, data)
     except (ValueError, RunInUse, BadCheckpoint) as error:
         sys.exit(f"error: {error}")
     except OSError as error:  # read-only folder, full disk: nothing half-written (atomic files)

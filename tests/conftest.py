@@ -67,3 +67,8 @@ def pytest_configure(config) -> None:
     from htrain.naming import register_resolvers
 
     register_resolvers()
+    # registered here as well as by pytest-xdist, so that `-p no:xdist` runs keep
+    # --strict-markers happy
+    config.addinivalue_line(
+        "markers", "xdist_group(name): tests sharing a module fixture run on one worker"
+    )

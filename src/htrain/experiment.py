@@ -222,3 +222,24 @@ def run_info(cfg, out_dir: str | Path, choices) -> dict:
         "seed": int(cfg.seed),
         **git_state(REPOSITORY),
     }
+
+
+def run_experiment(cfg, out_dir: str | Path, choices, config, data: Dataset) -> dict:
+    """Train one composed config into ``out_dir``, as ``scripts/run.py`` does once
+    ``train_config(cfg)`` and ``load_data(cfg)`` have checked it (``config``, ``data``): the
+    run's summary.  Hydra stays outside: ``cfg`` is the job's config (no ``hydra`` node) and
+    ``choices`` the config groups chosen, ``hydra.runtime.choices``."""
+    from omegaconf import OmegaConf
+
+    from htrain.train import run_training
+
+    return run_training(
+        out_dir,
+        data,
+        config,
+        info=run_info(cfg, out_dir, choices),
+        progress=bool(cfg.train.progress),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        restart=bool(cfg.train.restart),
+        wait_for_lock=bool(cfg.train.wait_for_lock),
+    )
