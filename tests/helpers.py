@@ -54,3 +54,26 @@ def error_line(cfg, run_dir: Path) -> str:
     except (ValueError, FileNotFoundError, TimeoutError) as error:
         return f"error: {error}"
     raise AssertionError("the config trained without an error")
+
+
+def train_in_process(run_dir: Path, *overrides: str) -> dict:
+    """What ``scripts/run.py OVERRIDES`` does, into ``run_dir``, without a fresh interpreter
+    and Hydra launch (seconds per run): the config composed with Hydra, then run.py's own
+    calls (htrain.experiment: train_config, load_data, run_experiment).  Its summary."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from htrain import experiment
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(
+            "config", overrides=["train.progress=false", *overrides], return_hydra_config=True
+        )
+    HydraConfig.instance().set_config(cfg)  # the run name and folders read ${hydra:...}
+    try:
+        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        config, data = experiment.train_config(job), experiment.load_data(job)
+        return experiment.run_experiment(job, run_dir, cfg.hydra.runtime.choices, config, data)
+    finally:
+        HydraConfig.instance().cfg = None

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import run_script
+from helpers import train_in_process
 
 from htrain.compare import (
     Rule,
@@ -158,27 +158,25 @@ FAST = (
 
 @pytest.mark.slow
 def test_replay_of_a_recorded_run_stops_where_a_live_run_stops(tmp_path):
-    recorded = run_script(*FAST, f"paths.output_dir={tmp_path / 'record'}")
-    assert recorded.returncode == 0, recorded.stderr
-    (record_dir,) = (tmp_path / "record" / "runs").iterdir()
+    # in process, through scripts/run.py's own calls (tests/helpers.train_in_process)
+    record_dir = tmp_path / "record"
+    assert train_in_process(record_dir, *FAST)["status"] == "finished"
     spectral = pd.read_csv(record_dir / "spectral.csv")
     whole = pd.read_csv(record_dir / "metrics.csv")[["epoch", "test_acc", "train_loss"]]
     for threshold, C, patience, combine, rule in (
         ("paper", 0.4, 1, "any", "paper_C0.4"),
         ("calibrated", 0.4, 2, "all", "calibrated"),
     ):
-        output = tmp_path / f"stop_{rule}"
-        live = run_script(
+        live_dir = tmp_path / f"stop_{rule}"
+        train_in_process(
+            live_dir,
             *FAST,
-            f"paths.output_dir={output}",
             "early_stop.action=stop",
             f"early_stop.threshold={threshold}",
             f"early_stop.C={C}",
             f"early_stop.patience={patience}",
             f"early_stop.combine={combine}",
         )
-        assert live.returncode == 0, live.stderr
-        (live_dir,) = (output / "runs").iterdir()
         replayed = spectral_stop(spectral, rule, patience, combine)
         summary = json.loads((live_dir / "summary.json").read_text())
         assert summary["status"] == "stopped" and replayed is not None, rule

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import ROOT, kill_when, run_command, run_script
+from helpers import ROOT, kill_when, run_command, run_script, train_in_process
 from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
 
 from htrain import collect as collect_module
-from htrain import experiment
 from htrain.collect import collect as collect_tables
 
 SWEEPS = sorted(path.stem for path in (ROOT / "configs" / "sweep").glob("*.yaml"))
@@ -163,12 +160,12 @@ def test_submitit_launcher_with_its_local_executor(tmp_path):
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=5",
         "data.delta=0.5",
-        "data.K=2,5",
+        "data.K=2",
         "seed=0",
         output=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert len(list(tmp_path.glob("sweeps/nn1_d1/*/done"))) == 2
+    assert len(list(tmp_path.glob("sweeps/nn1_d1/*/done"))) == 1  # one job is enough
 
 
 def one_point(name: str) -> list[str]:
@@ -184,25 +181,9 @@ def test_one_point_of_every_committed_grid_trains(name, data_dir, tmp_path):
     # each instead of a fresh interpreter and Hydra launch); the launchers are tested by the
     # sweeps above, which run through the command line
     point = one_point(name)
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"sweep={name}",
-                "profile=smoke",
-                f"paths.data_dir={data_dir}",
-                *point,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)  # the run name and folders read ${hydra:...}
-    try:
-        choices = cfg.hydra.runtime.choices
-        job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        config, data = experiment.train_config(job), experiment.load_data(job)
-        summary = experiment.run_experiment(job, tmp_path / "run", choices, config, data)
-    finally:
-        HydraConfig.instance().cfg = None
+    summary = train_in_process(
+        tmp_path / "run", f"sweep={name}", "profile=smoke", f"paths.data_dir={data_dir}", *point
+    )
     assert summary["status"] == "finished" and (tmp_path / "run" / "done").exists()
     written = (tmp_path / "run" / "config.yaml").read_text()
     for override in point:
