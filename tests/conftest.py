@@ -72,3 +72,9 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "xdist_group(name): tests sharing a module fixture run on one worker"
     )
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # slow tests first, so that `make test`'s workers end together on the many short ones
+    # (longest first) rather than on a long test that started last
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
