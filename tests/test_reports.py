@@ -1,6 +1,7 @@
 """Figures, tables and the rule comparison, drawn from a small committed results fixture
 (tests/fixtures/results, a slice of results/ made by make_results_fixture.py)."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -182,6 +183,8 @@ def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
         assert ("not run" in row) == (setting not in ran), row
         if setting in ran:
             assert row.split(" | ")[4] == "3 / -"  # the gap rule's fires, fc2 / fc3
+            best = row.split(" | ")[-1]  # our best test accuracy (its epoch)
+            assert re.fullmatch(r"\d+\.\d\d% \(\d+\) \|", best), best
     # delta 0.15 is hard in the paper (20% final accuracy), 0.9 easy (99.1%)
     assert "Settings run: 1 hard (paper's final accuracy below 99%), 1 easy." in claims[-1]
     table = pd.read_csv(results / "tables" / "paper_tables_paper_C0.4.csv")
