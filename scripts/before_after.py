@@ -30,26 +30,44 @@ def outcomes(folder: Path, spectral_folder: Path) -> pd.DataFrame:
     return evaluate_runs(epochs, spectral, RULES)
 
 
+def stopping_summary(outcomes_: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One row per group of ``by`` (in order of appearance): runs, fires, fires on easy runs,
+    mean test accuracy lost against the best epoch (points) and mean epochs saved."""
+    records = []
+    for keys, rows in outcomes_.groupby(by, sort=False):
+        easy = rows[rows["easy"]]
+        records.append(
+            {
+                **dict(zip(by, keys, strict=True)),
+                "runs": len(rows),
+                "fired": int(rows["fired"].sum()),
+                "fired on easy runs": f"{int(easy['fired'].sum())}/{len(easy)}",
+                "lost vs best (points)": round(100 * rows["lost_vs_best"].mean(), 2),
+                "epochs saved": round(rows["epochs_saved"].mean(), 1),
+            }
+        )
+    return pd.DataFrame(records)
+
+
 def pooled_markdown(outcomes_: pd.DataFrame, shares: pd.DataFrame) -> str:
     """The README's short version: every panel's runs pooled, one row per spike rule and
     stopping rule, then the final types per band of final test accuracy (shares weighted by
     each panel's runs, since the panels monitor differently named layers)."""
-    groups = outcomes_.groupby(["spike rule", "rule"], sort=False)
+    pooled = stopping_summary(outcomes_, ["spike rule", "stopping rule"])
     lines = [
         f"The {outcomes_['panel'].nunique()} quick-profile panels pooled "
-        f"({groups.size().iloc[0]} runs; "
+        f"({pooled['runs'].iloc[0]} runs; "
         f"easy = final test accuracy above {100 * EASY_ACCURACY:.0f}%):",
         "",
         "| spike rule | stopping rule | fired | fired on easy runs | lost vs best (points) "
         "| epochs saved |",
         "|---|---|---|---|---|---|",
     ]
-    for (label, rule), rows in groups:
-        easy = rows[rows["easy"]]
+    for row in pooled.to_dict("records"):
         lines.append(
-            f"| {label} | {rule} | {int(rows['fired'].sum())}/{len(rows)} "
-            f"| {int(easy['fired'].sum())}/{len(easy)} "
-            f"| {100 * rows['lost_vs_best'].mean():.2f} | {rows['epochs_saved'].mean():.1f} |"
+            f"| {row['spike rule']} | {row['stopping rule']} | {row['fired']}/{row['runs']} "
+            f"| {row['fired on easy runs']} | {row['lost vs best (points)']:.2f} "
+            f"| {row['epochs saved']:.1f} |"
         )
     lines += [
         "",
@@ -77,35 +95,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args()
-    records, bands, pooled = [], [], []
+    bands, outcome_tables = [], []
     for panel in PANELS:
         after_dir, before_dir = args.results / panel, args.results / "gap_rule" / panel
         if not (after_dir / "runs.csv").exists() or not (before_dir / "runs.csv").exists():
             print(f"skip {panel}: collect it with and without K first")
             continue
         for label, folder in (("without K (gap rule)", before_dir), ("with K", after_dir)):
-            table = outcomes(after_dir, folder)
-            pooled.append(table.assign(panel=panel, **{"spike rule": label}))
-            for rule, rows in table.groupby("rule", sort=False):
-                easy = rows[rows["easy"]]
-                records.append(
-                    {
-                        "panel": panel,
-                        "spike rule": label,
-                        "stopping rule": rule,
-                        "runs": len(rows),
-                        "fired": int(rows["fired"].sum()),
-                        "fired on easy runs": f"{int(easy['fired'].sum())}/{len(easy)}",
-                        "lost vs best (points)": round(100 * rows["lost_vs_best"].mean(), 2),
-                        "epochs saved": round(rows["epochs_saved"].mean(), 1),
-                    }
-                )
+            table = outcomes(after_dir, folder).rename(columns={"rule": "stopping rule"})
+            outcome_tables.append(table.assign(panel=panel, **{"spike rule": label}))
             runs = pd.read_csv(folder / "runs.csv")
             band = difficulty_bands(runs, panel)[["band", "runs", "final_not_LT", "final_HT"]]
             bands.append(band.assign(panel=panel, **{"spike rule": label}))
-    if not records:
+    if not outcome_tables:
         sys.exit(f"error: nothing to compare under {args.results}")
-    summary = pd.DataFrame(records)
+    every_outcome = pd.concat(outcome_tables, ignore_index=True)
+    summary = stopping_summary(every_outcome, ["panel", "spike rule", "stopping rule"])
     shares = pd.concat(bands, ignore_index=True)
     out = args.results / "tables"
     write_atomically(out / "before_after.csv", lambda tmp: summary.to_csv(tmp, index=False))
@@ -141,7 +146,7 @@ def main() -> None:
                 cells.append(f"{100 * row[(measure, label)]:.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out / "before_after.md", "\n".join(lines) + "\n")
-    write_text(out / "before_after_pooled.md", pooled_markdown(pd.concat(pooled), shares))
+    write_text(out / "before_after_pooled.md", pooled_markdown(every_outcome, shares))
     print(f"wrote {out}/before_after.md, before_after_pooled.md and before_after.csv")
 
 

@@ -40,17 +40,12 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 30
     process.wait()
 
 
-def error_line(cfg, run_dir: Path) -> str:
-    """What scripts/run.py prints for a config that must fail before any work, found in
-    process (the same calls, in the same order, under the same exceptions) instead of a
-    3-second interpreter start per case; test_runner keeps cases that go through the command."""
-    from htrain.experiment import load_data, train_config
-    from htrain.train import run_training
-
+def error_line(run_dir: Path, *overrides: str) -> str:
+    """What ``scripts/run.py OVERRIDES`` prints for a config that must fail before any work,
+    found in process (train_in_process: run.py's own calls) instead of a 3-second interpreter
+    start per case; test_runner keeps cases that go through the command."""
     try:
-        config = train_config(cfg)
-        data = load_data(cfg)
-        run_training(run_dir, data, config, progress=False)
+        train_in_process(run_dir, *overrides)
     except (ValueError, FileNotFoundError, TimeoutError) as error:
         return f"error: {error}"
     raise AssertionError("the config trained without an error")

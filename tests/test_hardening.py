@@ -267,7 +267,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_file(tmp_path):
 )
 def test_bad_values_fail_before_any_work(overrides, message, tmp_path):
     # in process: test_runner checks that the command prints these lines alone
-    line = error_line(compose_config(*SMALL, *overrides), tmp_path / "run")
+    line = error_line(tmp_path / "run", *SMALL, *overrides)
     assert "\n" not in line and message in line, line
     assert not (tmp_path / "run" / "metrics.csv").exists()
 

@@ -155,8 +155,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
 def test_bad_configs_fail_before_training_with_one_line(overrides, message, data_dir, tmp_path):
-    cfg = config("profile=smoke", f"paths.data_dir={data_dir}", *overrides)
-    line = error_line(cfg, tmp_path / "run")
+    line = error_line(tmp_path / "run", "profile=smoke", f"paths.data_dir={data_dir}", *overrides)
     assert "\n" not in line and message in line
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
