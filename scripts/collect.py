@@ -5,6 +5,7 @@ runs.csv, epochs.csv, spectral.parquet, problems.csv (``htrain.collect`` says wh
 and how runs are checked), with --esd KEY=V1,V2 ... esd.parquet (every eigenvalue of the
 matching runs), with --command manifest.json.  The spectral tables are replayed from the
 runs' eigenvalues under the current spike rule; --n-classes none replays without K.
+--partial also collects unfinished runs, up to their last saved epoch (status "partial").
 Existing tables are replaced only with --overwrite.
 """
 
@@ -51,6 +52,11 @@ def main() -> None:
         default="config",
         help="K for the spike rule: config (each run's spectra.n_classes), auto, none, a number",
     )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="also unfinished runs, up to their last saved epoch (status partial)",
+    )
     parser.add_argument("--command", help="the sweep command, recorded in manifest.json")
     parser.add_argument("--wall-s", type=float, help="the sweep's wall time, for manifest.json")
     args = parser.parse_args()
@@ -62,7 +68,7 @@ def main() -> None:
         sys.exit(f"error: {out_dir} already holds collected tables; pass --overwrite or --out DIR")
     try:
         filters = parse_filters(args.esd)
-        tables, meta = collect(runs_dir, args.n_classes)
+        tables, meta = collect(runs_dir, args.n_classes, args.partial)
         write_tables(tables, meta, out_dir)
         if filters:
             write_esd(esd_table(runs_dir, tables["runs"], filters), out_dir / "esd.parquet")

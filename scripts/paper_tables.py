@@ -12,7 +12,13 @@ per class, 250 epochs, K = 8) and writes
                                                thresholds, with the test accuracy
   results/figures/paper_tables_esd_<panel>_<layer>.png   the ESD at epochs 0, the first
                                                fire (C = 0.4), 50 and the last
-Settings whose runs are not finished yet show as "not run".  Trains nothing.
+Settings whose runs are not finished yet show as "not run".  When results/paper_tables_gpu/
+holds the grid's seeds 0-2 (``scripts/gpu_paper_tables.sh``, collected with --partial: runs may
+stop short of 250 epochs), also
+  results/tables/paper_fires_seeds.md    per setting and seed: the fires with and without K,
+                                         the best test accuracy, up to the epochs run
+  results/tables/paper_gpu_vs_cpu.md     the same seed trained on the GPU and on the CPU
+Trains nothing.
 """
 
 from __future__ import annotations
@@ -139,6 +145,123 @@ def claims_table(
     return "\n".join(lines) + "\n"
 
 
+PAPER_WINDOW = 32  # the paper's latest fire in its synthetic tables (NN1 + D1 delta 0.6, fc3)
+
+
+def _first(epochs: list[int | None]) -> int | None:
+    fired = [e for e in epochs if e is not None]
+    return min(fired) if fired else None
+
+
+def _seeds_row(part, paper, panel, column, value, gap_fires, epochs, pairs) -> str:
+    """One setting's row of ``seeds_table``; adds its (setting, seed) pairs to ``pairs``.
+    Hard or easy by the paper's final accuracy (99%), by ours where the paper has no row."""
+    layers = PAPER_LAYERS[panel.split("_")[0]]
+    if paper is not None:
+        easy = paper.final_acc > 99
+        paper_fires = _cell([None if f is None else f[0] for f in (paper.first, paper.second)])
+    else:
+        easy = float(part["final_test_acc"].median()) > 0.99
+        paper_fires = "not in the paper"
+    band = "easy" if easy else "hard"
+    with_k, calibrated, without_k, best = [], [], [], []
+    for _, record in part.iterrows():
+        fires = _fired(record, "paper_C0.4", layers)
+        with_k.append(_cell(fires))
+        calibrated.append(_cell(_fired(record, "calibrated", layers)))
+        first = _first(fires)
+        pairs[(band, "k")][0] += first is not None and first <= PAPER_WINDOW
+        pairs[(band, "k")][1] += first is not None
+        pairs[(band, "k")][2] += 1
+        if gap_fires is not None and record["run"] in gap_fires.index:
+            gap_epochs = _fired(gap_fires.loc[record["run"]], "paper_C0.4", layers)
+            without_k.append(_cell(gap_epochs))
+            first = _first(gap_epochs)
+            pairs[(band, "gap")][0] += first is not None and first <= PAPER_WINDOW
+            pairs[(band, "gap")][1] += first is not None
+            pairs[(band, "gap")][2] += 1
+        else:
+            without_k.append("not collected")
+        best.append(_best(epochs, record["run"]))
+    span = sorted({int(e) for e in part["epochs_run"]})
+    epochs_run = f"{span[0]}-{span[-1]}" if len(span) > 1 else str(span[0])
+    return (
+        f"| {panel} {column.split('.')[1]} {value:g} | {paper_fires} "
+        f"| {', '.join(str(int(seed)) for seed in part['seed'])} | {epochs_run} "
+        f"| {'; '.join(with_k)} | {'; '.join(calibrated)} | {'; '.join(without_k)} "
+        f"| {'; '.join(best)} |"
+    )
+
+
+def seeds_table(runs: pd.DataFrame, gap: pd.DataFrame | None, epochs: pd.DataFrame) -> str:
+    """Claim 1 over seeds: per setting, each seed's fires (first / second monitored layer)
+    with K (C = 0.4, calibrated) and without K (C = 0.4), and its best test accuracy, all up
+    to the epochs the run has (a fire cannot move; "-" means not by then).  Counted: the
+    (setting, seed) pairs that fire within the paper's window of epochs (its latest fire is
+    at epoch 32), on hard settings (the paper's final accuracy below 99%) and easy ones."""
+    gap_fires = gap.set_index("run") if gap is not None else None
+    runs = runs[runs["data.K"].astype(int) == PAPER_K]  # the paper's tables are K = 8
+    lines = [
+        "| setting | paper fires | seeds | epochs run | with K, C = 0.4 | with K, calibrated "
+        "| without K, C = 0.4 | best test acc (epoch) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    # (setting, seed) pairs per band and rule: [fired by the window, fired at all, runs]
+    pairs = {(band, rule): [0, 0, 0] for band in ("hard", "easy") for rule in ("k", "gap")}
+    for panel in PANELS:
+        kind = panel.split("_")[1]
+        column = "data.delta" if kind == "d1" else "data.t"
+        mine = runs[runs["panel"] == panel]
+        for value in sorted(mine[column].astype(float).unique()):
+            part = mine[mine[column].astype(float).sub(value).abs() < 1e-9].sort_values("seed")
+            paper = next(
+                (r for r in SYNTHETIC if r.panel == panel and abs(r.value - value) < 1e-9), None
+            )
+            lines.append(_seeds_row(part, paper, panel, column, value, gap_fires, epochs, pairs))
+    count = {key: f"{early} ({ever}) of {total}" for key, (early, ever, total) in pairs.items()}
+    lines += [
+        "",
+        "Cells list the seeds in order, each as first / second monitored layer (NN1: fc2 / fc3, "
+        'NN2: fc1 / fc2); "-" is no fire by the last epoch run.  Fired within the paper\'s '
+        f"window (by epoch {PAPER_WINDOW}; in brackets: by the last epoch run), any layer, "
+        f"C = 0.4: with K on {count[('hard', 'k')]} hard (setting, seed) pairs and "
+        f"{count[('easy', 'k')]} easy ones; without K on {count[('hard', 'gap')]} hard and "
+        f"{count[('easy', 'gap')]} easy ones (the paper: every hard setting, no easy one).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def gpu_vs_cpu_table(gpu_runs, gpu_epochs, cpu_runs, cpu_epochs) -> str:
+    """The same runs (same name: same config and seed) trained on the GPU and on the CPU,
+    over the epochs both have: the largest test-accuracy difference and the fires."""
+    lines = [
+        "| run | setting | epochs compared | max abs test acc difference | test acc at the last "
+        "(CPU, GPU) | with K, C = 0.4, CPU | GPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    shared = sorted(set(gpu_runs["run"]) & set(cpu_runs["run"]))
+    for run in shared:
+        cpu_row = cpu_runs.set_index("run").loc[run]
+        gpu_row = gpu_runs.set_index("run").loc[run]
+        model = str(cpu_row["model.name"])
+        layers = PAPER_LAYERS[model]
+        last = int(min(cpu_row["epochs_run"], gpu_row["epochs_run"]))
+        a = cpu_epochs[cpu_epochs["run"] == run].set_index("epoch")["test_acc"].loc[:last]
+        b = gpu_epochs[gpu_epochs["run"] == run].set_index("epoch")["test_acc"].loc[:last]
+        column = "data.delta" if str(cpu_row["data.kind"]) == "d1" else "data.t"
+        cpu_fires = [
+            None if e is None or e > last else e for e in _fired(cpu_row, "paper_C0.4", layers)
+        ]
+        gpu_fires = _fired(gpu_row, "paper_C0.4", layers)
+        lines.append(
+            f"| {run} | {model}_{cpu_row['data.kind']} {column.split('.')[1]} "
+            f"{float(cpu_row[column]):g} | 0-{last} | {100 * (a - b).abs().max():.2f} points "
+            f"| {100 * a.iloc[-1]:.2f}%, {100 * b.iloc[-1]:.2f}% | {_cell(cpu_fires)} "
+            f"| {_cell(gpu_fires)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def save(figure, path: Path) -> None:
     write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {path}")
@@ -172,6 +295,21 @@ def main() -> None:
     claims = claims_table(runs, pd.read_csv(gap_path) if gap_path.exists() else None, epochs)
     write_text(tables_dir / "paper_claims.md", claims)
     print(f"wrote {tables_dir}/paper_claims.md")
+    gpu = args.results / "paper_tables_gpu"
+    if (gpu / "runs.csv").exists():
+        gpu_runs = pd.read_csv(gpu / "runs.csv")
+        gpu_runs = gpu_runs.assign(panel=panel_of(gpu_runs))
+        gpu_epochs = pd.read_csv(gpu / "epochs.csv")
+        gpu_gap = args.results / "gap_rule" / "paper_tables_gpu" / "runs.csv"
+        write_text(
+            tables_dir / "paper_fires_seeds.md",
+            seeds_table(gpu_runs, pd.read_csv(gpu_gap) if gpu_gap.exists() else None, gpu_epochs),
+        )
+        write_text(
+            tables_dir / "paper_gpu_vs_cpu.md",
+            gpu_vs_cpu_table(gpu_runs, gpu_epochs, runs, epochs),
+        )
+        print(f"wrote {tables_dir}/paper_fires_seeds.md and paper_gpu_vs_cpu.md")
     spectral = pd.read_parquet(folder / "spectral.parquet")
     esd = pd.read_parquet(folder / "esd.parquet") if (folder / "esd.parquet").exists() else None
     primary = primary_threshold(rules).name

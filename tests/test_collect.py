@@ -146,3 +146,35 @@ def test_the_command_line_keeps_existing_tables_unless_told(sweep_dir, tmp_path)
     assert (tmp_path / "out" / "runs.csv").stat().st_mtime_ns == before
     forced = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, cwd=ROOT)
     assert forced.returncode == 0, forced.stderr
+
+
+def stop_early(folder, last_epoch: int) -> None:
+    """The folder as a run killed after saving epoch ``last_epoch`` leaves it: tables and
+    eigenvalues up to that epoch, no summary, no done marker."""
+    for name in ("metrics.csv", "spectral.csv"):
+        table = pd.read_csv(folder / name)
+        table[table["epoch"] <= last_epoch].to_csv(folder / name, index=False)
+    with np.load(folder / "eigenvalues.npz") as stored:
+        kept = {k: stored[k] for k in stored.files if int(k.rsplit("/", 1)[1]) <= last_epoch}
+    np.savez(folder / "eigenvalues.npz", **kept)
+    (folder / "done").unlink()
+    (folder / "summary.json").unlink()
+
+
+def test_partial_collects_an_unfinished_run_up_to_its_last_saved_epoch(sweep_dir, tmp_path):
+    runs = copy_of(sweep_dir, tmp_path)
+    stop_early(runs / "run_a", 2)
+    strict, _ = collect(runs)
+    assert strict["runs"]["run"].tolist() == ["run_b"]
+    tables, _ = collect(runs, partial=True)
+    assert tables["problems"].empty
+    row = tables["runs"].set_index("run").loc["run_a"]
+    metrics = pd.read_csv(runs / "run_a" / "metrics.csv")
+    assert row["status"] == "partial" and row["epochs_run"] == 2
+    assert row["final_test_acc"] == pytest.approx(metrics["test_acc"].iloc[-1])
+    # the replay is causal: the unfinished run's spectra are the finished run's, so far
+    full = collect(sweep_dir)[0]["spectral"]
+    spectral = full[(full["run"] == "run_a") & (full["epoch"] <= 2)]
+    got = tables["spectral"][tables["spectral"]["run"] == "run_a"]
+    np.testing.assert_allclose(got["s_hat"].to_numpy(), spectral["s_hat"].to_numpy())
+    assert got["type"].tolist() == spectral["type"].tolist()

@@ -166,6 +166,8 @@ def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
     # the fixture's NN1 + D1 runs stand in for the paper-scale sweep; the gap-rule replay is
     # made to fire at epoch 3 in fc2 and never in fc3
     shutil.copytree(results / "nn1_d1", results / "paper_tables")
+    # and for the seeds of the GPU grid: the same runs, as if trained on the GPU
+    shutil.copytree(results / "nn1_d1", results / "paper_tables_gpu")
     gap = results / "gap_rule" / "paper_tables"
     gap.mkdir(parents=True)
     runs = pd.read_csv(results / "nn1_d1" / "runs.csv")
@@ -191,3 +193,17 @@ def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
     assert set(table.loc[table["seeds"] > 0, "value"]) == {0.15, 0.9}
     for name in ("shat_nn1_d1", "esd_nn1_d1_fc2", "esd_nn1_d1_fc3"):
         assert is_png(results / "figures" / f"paper_tables_{name}.png")
+    seeds = (results / "tables" / "paper_fires_seeds.md").read_text().splitlines()
+    eight = runs[runs["data.K"] == 8]
+    rows = {
+        line.split(" | ")[0].removeprefix("| "): line for line in seeds if line.startswith("| nn")
+    }
+    assert set(rows) == ran
+    for setting, line in rows.items():
+        delta = float(setting.split()[-1])
+        seeds_run = sorted(eight.loc[eight["data.delta"] == delta, "seed"])
+        assert line.split(" | ")[2] == ", ".join(str(s) for s in seeds_run)
+        assert line.split(" | ")[5].count(";") == len(seeds_run) - 1  # one cell per seed
+    assert "easy ones (the paper: every hard setting, no easy one)." in seeds[-1]
+    same = (results / "tables" / "paper_gpu_vs_cpu.md").read_text().splitlines()[2:]
+    assert len(same) == len(runs) and all("| 0.00 points |" in line for line in same)

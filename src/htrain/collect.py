@@ -15,6 +15,10 @@ Tables (one row per ...):
   epochs     run and epoch (metrics.csv)
   spectral   run, epoch and layer (the replayed spectral rows)
   problems   run that could not be collected, or diverged (kept in the tables), and why
+With ``partial=True`` a run that has not finished (no done marker: still training, or
+stopped for good, e.g. a GPU lease that ran out) is collected up to the last epoch its tables
+were saved at, with status "partial": its fire epochs are final (a first fire cannot move),
+its "never fired" and final_* columns mean "by epochs_run", not at the end of training.
   esd        run, layer, epoch and eigenvalue, for the runs chosen (``esd_table``)
 """
 
@@ -98,21 +102,41 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def read_run(run_dir: Path, n_classes: str | int | None = "config") -> dict:
+def _partial_summary(metrics: pd.DataFrame) -> dict:
+    """What summary.json would say of a run that stopped at its last saved epoch."""
+    if metrics.empty:
+        raise RunProblem("incomplete: metrics.csv has no epochs yet")
+    last = metrics.iloc[-1]
+    return {
+        "status": "partial",
+        "snr": None,
+        "epochs_run": int(last["epoch"]),
+        "rules": {},
+        "final_test_acc": float(last["test_acc"]),
+        "final_types": {},
+    }
+
+
+def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: bool = False) -> dict:
     """A finished run's config, summary, metrics and replayed spectral rows; ``RunProblem``
-    with the reason when the folder is incomplete or any file is malformed."""
+    with the reason when the folder is incomplete or any file is malformed.  ``partial``:
+    an unfinished run is read up to its last saved epoch (status "partial")."""
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
     except (OSError, yaml.YAMLError) as error:
         raise RunProblem(f"config.yaml unreadable: {error}") from None
     if not isinstance(config, dict) or not {"data", "model"} <= set(config):
         raise RunProblem("config.yaml is empty or not a run's config (no data/model)")
-    if not (run_dir / "done").exists():
+    finished = (run_dir / "done").exists()
+    if not finished and not partial:
         raise RunProblem("incomplete: no done marker (re-run the sweep to resume it)")
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError) as error:
-        raise RunProblem(f"summary.json unreadable: {error}") from None
+    if finished:
+        try:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        except (OSError, ValueError) as error:
+            raise RunProblem(f"summary.json unreadable: {error}") from None
+    else:
+        summary = _partial_summary(_read_csv(run_dir / "metrics.csv"))
     if not isinstance(summary, dict) or SUMMARY_KEYS - set(summary):
         missing = sorted(SUMMARY_KEYS - set(summary)) if isinstance(summary, dict) else "all"
         raise RunProblem(f"summary.json lacks {missing}")
@@ -198,17 +222,18 @@ def run_row(run: str, keys: dict, loaded: dict) -> dict:
 
 
 def collect(
-    runs_dir: Path, n_classes: str | int | None = "config"
+    runs_dir: Path, n_classes: str | int | None = "config", partial: bool = False
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """The tables of every run folder under ``runs_dir`` (with "problems"), and what they
-    were made with: the analyses and the commits of the runs (from their summary.json)."""
+    were made with: the analyses and the commits of the runs (from their summary.json).
+    ``partial``: unfinished runs too, up to their last saved epoch (``read_run``)."""
     run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not run_dirs:
         raise FileNotFoundError(f"no run directories under {runs_dir}")
     runs, problems = {}, []
     for run_dir in run_dirs:
         try:
-            runs[run_dir.name] = read_run(run_dir, n_classes)
+            runs[run_dir.name] = read_run(run_dir, n_classes, partial)
         except RunProblem as error:
             problems.append({"run": run_dir.name, "problem": str(error)})
             continue
