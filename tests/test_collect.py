@@ -178,3 +178,17 @@ def test_partial_collects_an_unfinished_run_up_to_its_last_saved_epoch(sweep_dir
     got = tables["spectral"][tables["spectral"]["run"] == "run_a"]
     np.testing.assert_allclose(got["s_hat"].to_numpy(), spectral["s_hat"].to_numpy())
     assert got["type"].tolist() == spectral["type"].tolist()
+
+
+def test_partial_reads_a_run_caught_in_the_middle_of_a_save(sweep_dir, tmp_path):
+    # metrics.csv is written first: a folder read during a save can have spectra one save
+    # ahead of it; the run is collected up to the epochs metrics.csv has
+    runs = copy_of(sweep_dir, tmp_path)
+    stop_early(runs / "run_a", 3)
+    metrics = pd.read_csv(runs / "run_a" / "metrics.csv")
+    metrics[metrics["epoch"] <= 1].to_csv(runs / "run_a" / "metrics.csv", index=False)
+    tables, _ = collect(runs, partial=True)
+    assert tables["problems"].empty
+    assert tables["runs"].set_index("run").loc["run_a", "epochs_run"] == 1
+    spectral = tables["spectral"]
+    assert spectral.loc[spectral["run"] == "run_a", "epoch"].max() == 1

@@ -212,3 +212,16 @@ def test_paper_tables_grid_holds_the_papers_settings():
         assert cfg.train.batch_size == 64 and cfg.optim.lr == 0.01
         assert cfg.data.p == (100 if cfg.model.name == "nn1" else 2048)
     assert {key: sorted(values) for key, values in found.items()} == expected
+
+
+def test_the_gpu_script_trains_the_paper_tables_grid():
+    # scripts/gpu_paper_tables.sh lists the grid per panel (one process each): the same runs
+    text = (ROOT / "scripts" / "gpu_paper_tables.sh").read_text()
+    listed = text.split('panels="', 1)[1].split('"', 1)[0].split()
+    experiments = {
+        f"paper_tables/{panel}_{value}"
+        for entry in listed
+        for panel, values in [entry.split(":")]
+        for value in values.split(",")
+    }
+    assert experiments == set(grid("paper_tables")["experiment"])

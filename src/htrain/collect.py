@@ -159,6 +159,12 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         eigenvalues = read_eigenvalues(run_dir / "eigenvalues.npz")
     except Exception as error:  # BadZipFile, truncated arrays, pickles refused...
         raise RunProblem(f"eigenvalues.npz unreadable: {type(error).__name__}: {error}") from None
+    if not finished:
+        # a save writes metrics.csv, spectral.csv, eigenvalues.npz in turn: read while a run
+        # saves, the later files can be a save ahead; keep the epochs metrics.csv has
+        last = int(summary["epochs_run"])
+        recorded = recorded[recorded["epoch"] <= last]
+        eigenvalues = {epoch: by_layer for epoch, by_layer in eigenvalues.items() if epoch <= last}
     analysis = analysis_of(config, n_classes)
     shapes = {
         layer: (int(rows["n"].iloc[0]), int(rows["N"].iloc[0]))
