@@ -18,6 +18,8 @@ stop short of 250 epochs), also
   results/tables/paper_fires_seeds.md    per setting and seed: the fires with and without K,
                                          the best test accuracy, up to the epochs run
   results/tables/paper_gpu_vs_cpu.md     the same seed trained on the GPU and on the CPU
+  results/figures/paper_tables_gpu_shat_<panel>[_gap].png   s_hat of seed 0 with K (and
+                                         without: _gap) for the panels not yet run on the CPU
 Trains nothing.
 """
 
@@ -310,6 +312,20 @@ def main() -> None:
             gpu_vs_cpu_table(gpu_runs, gpu_epochs, runs, epochs),
         )
         print(f"wrote {tables_dir}/paper_fires_seeds.md and paper_gpu_vs_cpu.md")
+        # s_hat of the panels the CPU has not reached, seed 0, with K and without (gap rule)
+        spectra = {"": pd.read_parquet(gpu / "spectral.parquet")}
+        gap_spectral = gpu_gap.parent / "spectral.parquet"
+        if gap_spectral.exists():
+            spectra["_gap"] = pd.read_parquet(gap_spectral)
+        for panel in PANELS:
+            part = gpu_runs[(gpu_runs["panel"] == panel) & (gpu_runs["seed"] == 0)]
+            if part.empty or (runs["panel"] == panel).any():
+                continue
+            for suffix, table in spectra.items():
+                save(
+                    fig.shat_figure(table, gpu_epochs, part, part["run"].tolist()),
+                    figures_dir / f"paper_tables_gpu_shat_{panel}{suffix}.png",
+                )
     spectral = pd.read_parquet(folder / "spectral.parquet")
     esd = pd.read_parquet(folder / "esd.parquet") if (folder / "esd.parquet").exists() else None
     primary = primary_threshold(rules).name
