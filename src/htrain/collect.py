@@ -15,11 +15,12 @@ Tables (one row per ...):
   epochs     run and epoch (metrics.csv)
   spectral   run, epoch and layer (the replayed spectral rows)
   problems   run that could not be collected, or diverged (kept in the tables), and why
+  esd        run, layer, epoch and eigenvalue, for the runs chosen (``esd_table``)
+
 With ``partial=True`` a run that has not finished (no done marker: still training, or
 stopped for good, e.g. a GPU lease that ran out) is collected up to the last epoch its tables
 were saved at, with status "partial": its fire epochs are final (a first fire cannot move),
 its "never fired" and final_* columns mean "by epochs_run", not at the end of training.
-  esd        run, layer, epoch and eigenvalue, for the runs chosen (``esd_table``)
 """
 
 from __future__ import annotations
