@@ -33,7 +33,7 @@ import pandas as pd
 
 from htrain import figures as fig
 from htrain.io import write_atomically, write_text
-from htrain.paper import PAPER_K, PAPER_LAYERS, SYNTHETIC
+from htrain.paper import PAPER_K, PAPER_LAYERS, SYNTHETIC, paper_rows
 from htrain.report import (
     early_stopping_table,
     markdown_early_stopping,
@@ -216,9 +216,7 @@ def seeds_table(runs: pd.DataFrame, gap: pd.DataFrame | None, epochs: pd.DataFra
         mine = runs[runs["panel"] == panel]
         for value in sorted(mine[column].astype(float).unique()):
             part = mine[mine[column].astype(float).sub(value).abs() < 1e-9].sort_values("seed")
-            paper = next(
-                (r for r in SYNTHETIC if r.panel == panel and abs(r.value - value) < 1e-9), None
-            )
+            paper = next((r for r in paper_rows(panel) if abs(r.value - value) < 1e-9), None)
             lines.append(_seeds_row(part, paper, panel, column, value, gap_fires, epochs, pairs))
     count = {key: f"{early} ({ever}) of {total}" for key, (early, ever, total) in pairs.items()}
     lines += [
@@ -241,10 +239,9 @@ def gpu_vs_cpu_table(gpu_runs, gpu_epochs, cpu_runs, cpu_epochs) -> str:
         "(CPU, GPU) | with K, C = 0.4, CPU | GPU |",
         "|---|---|---|---|---|---|---|",
     ]
-    shared = sorted(set(gpu_runs["run"]) & set(cpu_runs["run"]))
-    for run in shared:
-        cpu_row = cpu_runs.set_index("run").loc[run]
-        gpu_row = gpu_runs.set_index("run").loc[run]
+    cpu_by_run, gpu_by_run = cpu_runs.set_index("run"), gpu_runs.set_index("run")
+    for run in sorted(set(gpu_by_run.index) & set(cpu_by_run.index)):
+        cpu_row, gpu_row = cpu_by_run.loc[run], gpu_by_run.loc[run]
         model = str(cpu_row["model.name"])
         layers = PAPER_LAYERS[model]
         last = int(min(cpu_row["epochs_run"], gpu_row["epochs_run"]))
