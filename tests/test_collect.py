@@ -172,8 +172,11 @@ def test_partial_collects_an_unfinished_run_up_to_its_last_saved_epoch(sweep_dir
     metrics = pd.read_csv(runs / "run_a" / "metrics.csv")
     assert row["status"] == "partial" and row["epochs_run"] == 2
     assert row["final_test_acc"] == pytest.approx(metrics["test_acc"].iloc[-1])
+    finished = collect(sweep_dir)[0]
+    # no summary.json yet: the SNR is rebuilt from the config, equal to the finished run's
+    assert row["snr"] == pytest.approx(finished["runs"].set_index("run").loc["run_a", "snr"])
     # the replay is causal: the unfinished run's spectra are the finished run's, so far
-    full = collect(sweep_dir)[0]["spectral"]
+    full = finished["spectral"]
     spectral = full[(full["run"] == "run_a") & (full["epoch"] <= 2)]
     got = tables["spectral"][tables["spectral"]["run"] == "run_a"]
     np.testing.assert_allclose(got["s_hat"].to_numpy(), spectral["s_hat"].to_numpy())
@@ -192,3 +195,17 @@ def test_partial_reads_a_run_caught_in_the_middle_of_a_save(sweep_dir, tmp_path)
     assert tables["runs"].set_index("run").loc["run_a", "epochs_run"] == 1
     spectral = tables["spectral"]
     assert spectral.loc[spectral["run"] == "run_a", "epoch"].max() == 1
+
+
+def test_a_partial_runs_snr_comes_from_its_config():
+    from htrain.collect import RunProblem, _mixture_snr
+
+    gmm = {"name": "gmm", "kind": "d2", "K": 4, "p": 20, "snr": 2.5, "t": None}
+    assert _mixture_snr({"data": gmm, "seed": 3}) == pytest.approx(2.5)
+    # D2's means are t times a simplex of K points, sqrt(2) apart: SNR = sqrt(2) t
+    assert _mixture_snr({"data": {**gmm, "snr": None, "t": 1.2}, "seed": 0}) == pytest.approx(
+        1.2 * np.sqrt(2)
+    )
+    assert _mixture_snr({"data": {"name": "mnist"}, "seed": 0}) is None
+    with pytest.raises(RunProblem, match="mixture cannot be rebuilt"):
+        _mixture_snr({"data": {**gmm, "snr": None}, "seed": 0})

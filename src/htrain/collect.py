@@ -103,14 +103,36 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _partial_summary(metrics: pd.DataFrame) -> dict:
+def _mixture_snr(config: dict) -> float | None:
+    """The SNR a Gaussian-mixture run's summary.json holds, from its config alone: the class
+    means depend only on (kind, K, p, seed, delta or t), as in ``experiment.load_data``.
+    None for MNIST and CIFAR10, as summary.json has it."""
+    from htrain import data as datasets
+
+    spec = config["data"]
+    if spec.get("name") != "gmm":
+        return None
+    try:
+        kind, K, p, seed = spec["kind"], int(spec["K"]), int(spec["p"]), int(config["seed"])
+        name = "delta" if kind == "d1" else "t"
+        if spec.get("snr") is not None:
+            value = datasets.parameter_for_snr(kind, float(spec["snr"]), K, p, seed)
+        else:
+            value = float(spec[name])
+        means = datasets.mixture_means(kind, K, p, np.random.default_rng(seed), **{name: value})
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunProblem(f"config.yaml: the mixture cannot be rebuilt ({error})") from None
+    return datasets.mixture_snr(means)
+
+
+def _partial_summary(metrics: pd.DataFrame, config: dict) -> dict:
     """What summary.json would say of a run that stopped at its last saved epoch."""
     if metrics.empty:
         raise RunProblem("incomplete: metrics.csv has no epochs yet")
     last = metrics.iloc[-1]
     return {
         "status": "partial",
-        "snr": None,
+        "snr": _mixture_snr(config),
         "epochs_run": int(last["epoch"]),
         "rules": {},
         "final_test_acc": float(last["test_acc"]),
@@ -137,7 +159,7 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         except (OSError, ValueError) as error:
             raise RunProblem(f"summary.json unreadable: {error}") from None
     else:
-        summary = _partial_summary(_read_csv(run_dir / "metrics.csv"))
+        summary = _partial_summary(_read_csv(run_dir / "metrics.csv"), config)
     if not isinstance(summary, dict) or SUMMARY_KEYS - set(summary):
         missing = sorted(SUMMARY_KEYS - set(summary)) if isinstance(summary, dict) else "all"
         raise RunProblem(f"summary.json lacks {missing}")
