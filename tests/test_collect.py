@@ -12,7 +12,7 @@ from helpers import ROOT
 from hydra import compose, initialize_config_dir
 
 from htrain import experiment
-from htrain.collect import analysis_of, collect, esd_history, esd_table
+from htrain.collect import analysis_of, collect, esd_history, esd_table, write_esd
 from htrain.replay import replay
 from htrain.train import run_training
 
@@ -70,9 +70,10 @@ def test_collect_replays_the_live_spectra_exactly(sweep_dir):
     assert identity["spike_rule"] and identity["layers"] == ["fc2", "fc3"]
 
 
-def test_a_replay_from_the_float32_esd_table_keeps_s_hat_within_1e_6(sweep_dir):
+def test_a_replay_from_the_float32_esd_table_keeps_s_hat_within_1e_6(sweep_dir, tmp_path):
     tables, _ = collect(sweep_dir)
-    esd = esd_table(sweep_dir, tables["runs"], {"data.K": ["8"]})
+    write_esd(esd_table(sweep_dir, tables["runs"], {"data.K": ["8"]}), tmp_path / "esd.parquet")
+    esd = pd.read_parquet(tmp_path / "esd.parquet")
     assert esd["eigenvalue"].dtype == np.float32
     live = pd.read_csv(sweep_dir / "run_a" / "spectral.csv")
     config = __import__("yaml").safe_load((sweep_dir / "run_a" / "config.yaml").read_text())
@@ -81,6 +82,32 @@ def test_a_replay_from_the_float32_esd_table_keeps_s_hat_within_1e_6(sweep_dir):
     replayed = pd.DataFrame(rows)
     assert np.max(np.abs(replayed["s_hat"].to_numpy() - live["s_hat"].to_numpy())) < 1e-6
     assert (replayed["type"] == live["type"]).all()
+
+
+def test_esd_parquet_is_one_file_per_run_and_new_runs_leave_the_others_bytes_alone(
+    sweep_dir, tmp_path
+):
+    tables, _ = collect(sweep_dir)
+    both = esd_table(sweep_dir, tables["runs"], {"data.delta": ["0.5", "2"]})
+    target = tmp_path / "esd.parquet"
+    target.write_bytes(b"an esd.parquet of the older single-file form")
+    write_esd(both[both["run"] == "run_a"], target)
+    first = (target / "run_a.parquet").read_bytes()
+    write_esd(both, target)
+    assert sorted(p.name for p in target.iterdir()) == ["run_a.parquet", "run_b.parquet"]
+    assert (target / "run_a.parquet").read_bytes() == first
+    back = pd.read_parquet(target)
+    assert back["eigenvalue"].dtype == np.float32
+    pd.testing.assert_frame_equal(
+        back.astype({"run": str, "layer": str}), both.astype({"run": str, "layer": str})
+    )
+    # a failure while writing leaves the collection as it was, and no temporary folders
+    broken = both.assign(eigenvalue=both["eigenvalue"].astype(object))
+    broken.loc[broken.index[-1], "eigenvalue"] = "not a number"  # run_b: after run_a is written
+    with pytest.raises((TypeError, ValueError), match="eigenvalue"):
+        write_esd(broken, target)
+    assert (target / "run_a.parquet").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["esd.parquet"]
 
 
 def test_collect_without_k_is_the_gap_rule(sweep_dir):

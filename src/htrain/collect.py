@@ -15,7 +15,8 @@ Tables (one row per ...):
   epochs     run and epoch (metrics.csv)
   spectral   run, epoch and layer (the replayed spectral rows)
   problems   run that could not be collected, or diverged (kept in the tables), and why
-  esd        run, layer, epoch and eigenvalue, for the runs chosen (``esd_table``)
+  esd        run, layer, epoch and eigenvalue, for the runs chosen (``esd_table``); written
+             as a folder of one Parquet file per run (``write_esd``)
 
 With ``partial=True`` a run that has not finished (no done marker: still training, or
 stopped for good, e.g. a GPU lease that ran out) is collected up to the last epoch its tables
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from htrain.io import write_atomically
+from htrain.io import replace_folder, write_atomically
 from htrain.paper import PAPER_LAYERS
 from htrain.replay import Analysis, read_eigenvalues, replay
 from htrain.runfiles import METRICS_COLUMNS
@@ -409,21 +410,29 @@ def manifest(tables: dict, meta: dict, command: str | None, wall_s: float | None
 
 
 def write_esd(esd: pd.DataFrame, path: Path) -> None:
-    """esd.parquet, small enough for git: float32 eigenvalues stored byte-stream-split (the
-    bytes of equal significance together, which zstd compresses; 6.4 -> 3.0 MB on a quick
-    NN1 panel's seed 0), dictionaries only for the run and layer names."""
+    """esd.parquet, small enough for git: a folder holding one Parquet file per run (a
+    Parquet dataset: ``pd.read_parquet(path)`` reads it whole, in run order), so that adding
+    runs to a collection adds files and leaves the bytes of the others as they were: git
+    stores a finished run's eigenvalues once, not again at every re-collect. Each file has
+    float32 eigenvalues stored byte-stream-split (the bytes of equal significance together,
+    which zstd compresses; 6.4 -> 3.0 MB on a quick NN1 panel's seed 0), dictionaries only
+    for the run and layer names. Replaces what was at ``path`` (an older single file too)
+    only once every file is written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(esd, preserve_index=False)
-    write_atomically(
-        path,
-        lambda tmp: pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=19,
-            use_dictionary=["run", "layer"],
-            use_byte_stream_split=["eigenvalue"],
-        ),
-    )
+    def fill(folder: Path) -> None:
+        for run, rows in esd.groupby("run", observed=True, sort=True):
+            rows = rows.reset_index(drop=True)
+            for name in ("run", "layer"):
+                rows[name] = rows[name].astype(str).astype("category")
+            pq.write_table(
+                pa.Table.from_pandas(rows, preserve_index=False),
+                folder / f"{run}.parquet",
+                compression="zstd",
+                compression_level=19,
+                use_dictionary=["run", "layer"],
+                use_byte_stream_split=["eigenvalue"],
+            )
+
+    replace_folder(path, fill)

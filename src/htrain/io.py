@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,29 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def replace_folder(path: str | Path, fill: Callable[[Path], None]) -> None:
+    """Call ``fill(tmp_folder)``, then put the new folder where ``path`` was (a folder or a
+    file). A failure while filling leaves the old one untouched; between the two renames
+    (microseconds) the old one sits beside it as ``.NAME.*.old`` and is removed last."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    old = None
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        for item in tmp.iterdir():
+            os.chmod(item, 0o666 & ~_umask())
+        if path.exists() or path.is_symlink():
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover)
 
 
 def write_bytes(path: str | Path, payload: bytes) -> None:
