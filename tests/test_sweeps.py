@@ -214,6 +214,13 @@ def test_paper_tables_grid_holds_the_papers_settings():
     assert {key: sorted(values) for key, values in found.items()} == expected
 
 
+def test_the_k_axis_grid_is_nn1s_table_settings_at_k_2_and_5():
+    params = grid("paper_tables_k")
+    nn1_rows = {row for row in grid("paper_tables")["experiment"] if "/nn1_" in row}
+    assert set(params["experiment"]) == nn1_rows and len(nn1_rows) == 9
+    assert params["data.K"] == ["2", "5"] and params["seed"] == ["0"]
+
+
 def test_the_gpu_script_trains_the_paper_tables_grid():
     # scripts/gpu_paper_tables.sh lists the grid per panel (one process each): the same runs
     text = (ROOT / "scripts" / "gpu_paper_tables.sh").read_text()
