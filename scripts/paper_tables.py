@@ -12,6 +12,9 @@ per class, 250 epochs, K = 8) and writes
                                                thresholds, with the test accuracy
   results/figures/paper_tables_esd_<panel>_<layer>.png   the ESD at epochs 0, the first
                                                fire (C = 0.4), 50 and the last
+When results/paper_tables_k/ holds NN1's settings at K = 2 and 5 (`sweep=paper_tables_k`), also
+  results/tables/paper_k_axis.md    Figure 2.13's K axis: final types, accuracy and fires at
+                                    K = 2, 5 and 8
 Settings whose runs are not finished yet show as "not run".  When results/paper_tables_gpu/
 holds the grid's seeds 0-2 (``scripts/gpu_paper_tables.sh``, collected with --partial: runs may
 stop short of 250 epochs), also
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -261,6 +265,62 @@ def gpu_vs_cpu_table(gpu_runs, gpu_epochs, cpu_runs, cpu_epochs) -> str:
     return "\n".join(lines) + "\n"
 
 
+HEAVINESS = {"LT": 0, "BT": 1, "HT": 2}  # RC (rank collapse) is not on this scale
+K_AXIS = (2, 5, PAPER_K)
+
+
+def _heaviest(types: list[str]) -> int | None:
+    levels = [HEAVINESS.get(t) for t in types]
+    return None if None in levels else max(levels)
+
+
+def k_axis_table(runs: pd.DataFrame, gap: pd.DataFrame | None = None) -> str:
+    """Figure 2.13's K axis: NN1's table settings at K = 2, 5 and 8 (the lowest seed), each
+    K's final types (fc2, fc3), final test accuracy and fires at C = 0.4 with K (and without
+    K: the gap rule), "not run" where a run is missing.  The paper: more classes, heavier
+    spectra.  Counted over the settings with all three K: the heavier of the two final types
+    never gets lighter as K grows, and is heavier at K = 8 than at K = 2."""
+    gap_fires = gap.set_index("run") if gap is not None else None
+    runs = runs[runs["model.name"] == "nn1"]
+    header = " | ".join(f"K = {k}: types, acc, fires (without K)" for k in K_AXIS)
+    lines = [f"| setting | {header} |", "|---|" + "---|" * len(K_AXIS)]
+    complete = monotone = heavier = 0
+    layers = PAPER_LAYERS["nn1"]
+    for panel in ("nn1_d1", "nn1_d2"):
+        column = "data.delta" if panel.endswith("d1") else "data.t"
+        mine = runs[runs["panel"] == panel]
+        for value in sorted(mine[column].astype(float).unique()):
+            part = mine[mine[column].astype(float).sub(value).abs() < 1e-9]
+            cells, levels = [], []
+            for K in K_AXIS:
+                at_k = part[part["data.K"].astype(int) == K]
+                if at_k.empty:
+                    cells.append("not run")
+                    levels.append(None)
+                    continue
+                row = at_k.sort_values("seed").iloc[0]
+                types = [str(row[f"final_type_{layer}"]) for layer in layers]
+                levels.append(_heaviest(types))
+                fires = _cell(_fired(row, "paper_C0.4", layers))
+                if gap_fires is not None and row["run"] in gap_fires.index:
+                    fires += f" ({_cell(_fired(gap_fires.loc[row['run']], 'paper_C0.4', layers))})"
+                cells.append(f"{', '.join(types)}, {100 * row['final_test_acc']:.2f}%, {fires}")
+            if None not in levels:
+                complete += 1
+                monotone += all(a <= b for a, b in pairwise(levels))
+                heavier += levels[-1] > levels[0]
+            lines.append(f"| {panel} {column.split('.')[1]} {value:g} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        "Final types are fc2, fc3 at the end of 250 epochs; fires are the C = 0.4 rule's epochs "
+        '(fc2 / fc3, "-" never), with K and, in brackets, without K.  With all three K: '
+        f"{complete} settings; the heavier final type never gets lighter as K grows on "
+        f"{monotone} of them, and is heavier at K = {K_AXIS[-1]} than at K = {K_AXIS[0]} on "
+        f"{heavier} (the paper: more classes, heavier spectra).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def save(figure, path: Path) -> None:
     write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
     print(f"wrote {path}")
@@ -294,6 +354,21 @@ def main() -> None:
     claims = claims_table(runs, pd.read_csv(gap_path) if gap_path.exists() else None, epochs)
     write_text(tables_dir / "paper_claims.md", claims)
     print(f"wrote {tables_dir}/paper_claims.md")
+    k_axis = args.results / "paper_tables_k"
+    if (k_axis / "runs.csv").exists():
+        k_runs = pd.read_csv(k_axis / "runs.csv")
+        k_runs = k_runs[k_runs["status"].isin(["finished", "diverged"])]
+        both = pd.concat([runs, k_runs.assign(panel=panel_of(k_runs))], ignore_index=True)
+        gaps = [
+            pd.read_csv(path)
+            for path in (gap_path, args.results / "gap_rule" / "paper_tables_k" / "runs.csv")
+            if path.exists()
+        ]
+        write_text(
+            tables_dir / "paper_k_axis.md",
+            k_axis_table(both, pd.concat(gaps, ignore_index=True) if gaps else None),
+        )
+        print(f"wrote {tables_dir}/paper_k_axis.md")
     gpu = args.results / "paper_tables_gpu"
     if (gpu / "runs.csv").exists():
         gpu_runs = pd.read_csv(gpu / "runs.csv")

@@ -168,6 +168,8 @@ def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
     shutil.copytree(results / "nn1_d1", results / "paper_tables")
     # and for the seeds of the GPU grid: the same runs, as if trained on the GPU
     shutil.copytree(results / "nn1_d1", results / "paper_tables_gpu")
+    # and for the K axis: its K = 2 runs (K = 8 comes from paper_tables)
+    shutil.copytree(results / "nn1_d1", results / "paper_tables_k")
     gap = results / "gap_rule" / "paper_tables"
     gap.mkdir(parents=True)
     runs = pd.read_csv(results / "nn1_d1" / "runs.csv")
@@ -205,5 +207,19 @@ def test_paper_tables_put_ours_beside_the_papers_and_count_the_claims(results):
         assert line.split(" | ")[2] == ", ".join(str(s) for s in seeds_run)
         assert line.split(" | ")[5].count(";") == len(seeds_run) - 1  # one cell per seed
     assert "easy ones (the paper: every hard setting, no easy one)." in seeds[-1]
+    k_axis = (results / "tables" / "paper_k_axis.md").read_text().splitlines()
+    k_rows = {
+        line.split(" | ")[0].removeprefix("| "): line for line in k_axis if line.startswith("| nn")
+    }
+    assert set(k_rows) == ran
+    by_k = runs[runs["seed"] == 0].set_index(["data.delta", "data.K"])
+    for setting, line in k_rows.items():
+        two, five, eight = line.split(" | ")[1:4]
+        assert five == "not run"  # the fixture has no K = 5
+        for cell, K in ((two, 2), (eight.removesuffix(" |"), 8)):
+            row = by_k.loc[(float(setting.split()[-1]), K)]
+            assert cell.startswith(f"{row['final_type_fc2']}, {row['final_type_fc3']}, "), cell
+            assert f"{100 * row['final_test_acc']:.2f}%" in cell and cell.endswith("(3 / -)"), cell
+    assert "With all three K: 0 settings;" in k_axis[-1]
     same = (results / "tables" / "paper_gpu_vs_cpu.md").read_text().splitlines()[2:]
     assert len(same) == len(runs) and all("| 0.00 points |" in line for line in same)
