@@ -302,3 +302,36 @@ def test_files_follow_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode) == 0o640
     for name in ("metrics.csv", "checkpoint.pt", "summary.json", "eigenvalues.npz"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o640, name
+
+
+def test_a_replaced_folder_is_never_lost(tmp_path, monkeypatch):
+    from htrain import io
+
+    target = tmp_path / "esd.parquet"
+    target.mkdir()
+    (target / "old_run.parquet").write_text("old")
+
+    def fill(folder):
+        (folder / "new_run.parquet").write_text("new")
+
+    previous = os.umask(0o027)
+    try:
+        io.replace_folder(target, fill)
+    finally:
+        os.umask(previous)
+    assert [p.name for p in target.iterdir()] == ["new_run.parquet"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
+    assert stat.S_IMODE((target / "new_run.parquet").stat().st_mode) == 0o640
+    # the rename of the new folder into place fails: the old one is put back
+    real_replace = os.replace
+
+    def refuse_the_new_folder(source, destination):
+        if str(source).endswith(".tmp"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(io.os, "replace", refuse_the_new_folder)
+    with pytest.raises(OSError, match="No space left"):
+        io.replace_folder(target, lambda folder: (folder / "newer_run.parquet").write_text("x"))
+    assert [p.name for p in target.iterdir()] == ["new_run.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["esd.parquet"]

@@ -40,7 +40,8 @@ def write_atomically(path: str | Path, write: Callable[[str], None]) -> None:
 def replace_folder(path: str | Path, fill: Callable[[Path], None]) -> None:
     """Call ``fill(tmp_folder)``, then put the new folder where ``path`` was (a folder or a
     file). A failure while filling leaves the old one untouched; between the two renames
-    (microseconds) the old one sits beside it as ``.NAME.*.old`` and is removed last."""
+    (microseconds) the old one sits beside it in a ``.NAME.*.old`` folder, is put back if the
+    second rename fails, and is removed last."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -53,7 +54,12 @@ def replace_folder(path: str | Path, fill: Callable[[Path], None]) -> None:
         if path.exists() or path.is_symlink():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
             os.replace(path, old / path.name)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old is not None:  # put the old one back before its folder is removed
+                os.replace(old / path.name, path)
+            raise
     finally:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
