@@ -3,10 +3,11 @@
 Reads every run under outputs/sweeps/NAME (or --runs) and writes under results/NAME (or --out)
 runs.csv, epochs.csv, spectral.parquet, problems.csv (``htrain.collect`` says what each holds
 and how runs are checked), with --esd KEY=V1,V2 ... esd.parquet (every eigenvalue of the
-matching runs; a folder of one file per run, read whole by pd.read_parquet), with --command manifest.json.  The spectral tables are replayed from the
-runs' eigenvalues under the current spike rule; --n-classes none replays without K.
---partial also collects unfinished runs, up to their last saved epoch (status "partial").
-Existing tables are replaced only with --overwrite.
+matching runs; a folder of one file per run, read whole by pd.read_parquet), with --command
+manifest.json.  The spectral tables are replayed from the runs' eigenvalues under the current
+spike rule; --n-classes none replays without K.  --partial also collects unfinished runs, up
+to their last saved epoch (status "partial").  Existing tables are replaced only with
+--overwrite.
 """
 
 from __future__ import annotations
