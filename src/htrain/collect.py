@@ -106,24 +106,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def _mixture_snr(config: dict) -> float | None:
     """The SNR a Gaussian-mixture run's summary.json holds, from its config alone: the class
-    means depend only on (kind, K, p, seed, delta or t), as in ``experiment.load_data``.
-    None for MNIST and CIFAR10, as summary.json has it."""
-    from htrain import data as datasets
+    means depend only on ``experiment.mixture_spec`` and the seed.  None for MNIST and
+    CIFAR10, as summary.json has it."""
+    from omegaconf import OmegaConf
 
-    spec = config["data"]
-    if spec.get("name") != "gmm":
+    from htrain import data as datasets
+    from htrain import experiment
+
+    if config["data"].get("name") != "gmm":
         return None
     try:
-        kind, K, p, seed = spec["kind"], int(spec["K"]), int(spec["p"]), int(config["seed"])
-        name = "delta" if kind == "d1" else "t"
-        if spec.get("snr") is not None:
-            value = datasets.parameter_for_snr(kind, float(spec["snr"]), K, p, seed)
-        else:
-            value = float(spec[name])
-        means = datasets.mixture_means(kind, K, p, np.random.default_rng(seed), **{name: value})
-    except (KeyError, TypeError, ValueError) as error:
+        cfg = OmegaConf.create(config)
+        kind, K, p, parameter = experiment.mixture_spec(cfg)
+        rng = np.random.default_rng(int(cfg.seed))
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise RunProblem(f"config.yaml: the mixture cannot be rebuilt ({error})") from None
-    return datasets.mixture_snr(means)
+    return datasets.mixture_snr(datasets.mixture_means(kind, K, p, rng, **parameter))
 
 
 def _partial_summary(metrics: pd.DataFrame, config: dict) -> dict:

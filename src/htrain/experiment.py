@@ -35,6 +35,30 @@ def _number(value, name: str, *, integer: bool = False, low=None, high=None, ope
     return int(value) if integer else float(value)
 
 
+def mixture_spec(cfg) -> tuple[str, int, int, dict[str, float]]:
+    """A Gaussian-mixture config's (kind, K, p, {"delta" or "t": value}), checked; the value
+    from data.snr when it is set.  With the seed, all the class means depend on."""
+    from htrain import data as datasets
+
+    spec = cfg.data
+    seed = _number(cfg.seed, "seed", integer=True, low=0)
+    K = _number(spec.K, "data.K", integer=True, low=2)
+    p = _number(spec.p, "data.p", integer=True, low=2)
+    if spec.kind == "d2" and K > p:
+        raise ValueError(f"D2 needs data.K <= data.p, got K={K}, p={p}")
+    name = "delta" if spec.kind == "d1" else "t"
+    if spec.kind not in ("d1", "d2"):
+        raise ValueError(f"data.kind must be d1 or d2, got {spec.kind!r}")
+    if spec.get("snr") is not None:
+        snr = _number(spec.snr, "data.snr", low=0)
+        value = datasets.parameter_for_snr(spec.kind, snr, K, p, seed)
+    else:
+        if spec.get(name) is None:
+            raise ValueError(f"data.{name} must be a non-negative number, got None")
+        value = _number(spec[name], f"data.{name}", low=0)
+    return spec.kind, K, p, {name: value}
+
+
 def load_data(cfg) -> Dataset:
     """The data set the config names, checked before anything is trained."""
     from htrain import data as datasets
@@ -43,23 +67,10 @@ def load_data(cfg) -> Dataset:
     seed = _number(cfg.seed, "seed", integer=True, low=0)
     val_fraction = _number(spec.val_fraction, "data.val_fraction", low=0, high=0.99)
     if spec.name == "gmm":
-        K = _number(spec.K, "data.K", integer=True, low=2)
-        p = _number(spec.p, "data.p", integer=True, low=2)
+        kind, K, p, parameter = mixture_spec(cfg)
         n_train = _number(spec.n_per_class, "data.n_per_class", integer=True, low=1)
         n_test = _number(spec.n_test_per_class, "data.n_test_per_class", integer=True, low=1)
-        if spec.kind == "d2" and K > p:
-            raise ValueError(f"D2 needs data.K <= data.p, got K={K}, p={p}")
-        name = "delta" if spec.kind == "d1" else "t"
-        if spec.kind not in ("d1", "d2"):
-            raise ValueError(f"data.kind must be d1 or d2, got {spec.kind!r}")
-        if spec.snr is not None:
-            snr = _number(spec.snr, "data.snr", low=0)
-            value = datasets.parameter_for_snr(spec.kind, snr, K, p, seed)
-        else:
-            if spec[name] is None:
-                raise ValueError(f"data.{name} must be a non-negative number, got None")
-            value = _number(spec[name], f"data.{name}", low=0)
-        data = datasets.gaussian_mixture(spec.kind, K, p, n_train, n_test, seed, **{name: value})
+        data = datasets.gaussian_mixture(kind, K, p, n_train, n_test, seed, **parameter)
     elif spec.name in ("mnist", "cifar10"):
         loader = datasets.load_mnist if spec.name == "mnist" else datasets.load_cifar10
         timeout = _number(
