@@ -151,6 +151,15 @@ def claims_table(
     return "\n".join(lines) + "\n"
 
 
+def _settings(runs: pd.DataFrame, panels):
+    """(panel, swept column, value, that setting's runs) for every value run, panel by panel."""
+    for panel in panels:
+        column = "data.delta" if panel.endswith("d1") else "data.t"
+        mine = runs[runs["panel"] == panel]
+        for value in sorted(mine[column].astype(float).unique()):
+            yield panel, column, value, mine[mine[column].astype(float).sub(value).abs() < 1e-9]
+
+
 PAPER_WINDOW = 32  # the paper's latest fire in its synthetic tables (NN1 + D1 delta 0.6, fc3)
 
 
@@ -214,14 +223,10 @@ def seeds_table(runs: pd.DataFrame, gap: pd.DataFrame | None, epochs: pd.DataFra
     ]
     # (setting, seed) pairs per band and rule: [fired by the window, fired at all, runs]
     pairs = {(band, rule): [0, 0, 0] for band in ("hard", "easy") for rule in ("k", "gap")}
-    for panel in PANELS:
-        kind = panel.split("_")[1]
-        column = "data.delta" if kind == "d1" else "data.t"
-        mine = runs[runs["panel"] == panel]
-        for value in sorted(mine[column].astype(float).unique()):
-            part = mine[mine[column].astype(float).sub(value).abs() < 1e-9].sort_values("seed")
-            paper = next((r for r in paper_rows(panel) if abs(r.value - value) < 1e-9), None)
-            lines.append(_seeds_row(part, paper, panel, column, value, gap_fires, epochs, pairs))
+    for panel, column, value, part in _settings(runs, PANELS):
+        paper = next((r for r in paper_rows(panel) if abs(r.value - value) < 1e-9), None)
+        part = part.sort_values("seed")
+        lines.append(_seeds_row(part, paper, panel, column, value, gap_fires, epochs, pairs))
     count = {key: f"{early} ({ever}) of {total}" for key, (early, ever, total) in pairs.items()}
     lines += [
         "",
@@ -286,31 +291,27 @@ def k_axis_table(runs: pd.DataFrame, gap: pd.DataFrame | None = None) -> str:
     lines = [f"| setting | {header} |", "|---|" + "---|" * len(K_AXIS)]
     compared = monotone = heavier = 0
     layers = PAPER_LAYERS["nn1"]
-    for panel in ("nn1_d1", "nn1_d2"):
-        column = "data.delta" if panel.endswith("d1") else "data.t"
-        mine = runs[runs["panel"] == panel]
-        for value in sorted(mine[column].astype(float).unique()):
-            part = mine[mine[column].astype(float).sub(value).abs() < 1e-9]
-            cells, levels = [], []
-            for K in K_AXIS:
-                at_k = part[part["data.K"].astype(int) == K]
-                if at_k.empty:
-                    cells.append("not run")
-                    levels.append(None)
-                    continue
-                row = at_k.sort_values("seed").iloc[0]
-                types = [str(row[f"final_type_{layer}"]) for layer in layers]
-                levels.append(_heaviest(types))
-                fires = _cell(_fired(row, "paper_C0.4", layers))
-                if gap_fires is not None and row["run"] in gap_fires.index:
-                    fires += f" ({_cell(_fired(gap_fires.loc[row['run']], 'paper_C0.4', layers))})"
-                cells.append(f"{', '.join(types)}, {100 * row['final_test_acc']:.2f}%, {fires}")
-            have = [level for level in levels if level is not None]
-            if len(have) >= 2:
-                compared += 1
-                monotone += all(a <= b for a, b in pairwise(have))
-                heavier += have[-1] > have[0]
-            lines.append(f"| {panel} {column.split('.')[1]} {value:g} | {' | '.join(cells)} |")
+    for panel, column, value, part in _settings(runs, ("nn1_d1", "nn1_d2")):
+        cells, levels = [], []
+        for K in K_AXIS:
+            at_k = part[part["data.K"].astype(int) == K]
+            if at_k.empty:
+                cells.append("not run")
+                levels.append(None)
+                continue
+            row = at_k.sort_values("seed").iloc[0]
+            types = [str(row[f"final_type_{layer}"]) for layer in layers]
+            levels.append(_heaviest(types))
+            fires = _cell(_fired(row, "paper_C0.4", layers))
+            if gap_fires is not None and row["run"] in gap_fires.index:
+                fires += f" ({_cell(_fired(gap_fires.loc[row['run']], 'paper_C0.4', layers))})"
+            cells.append(f"{', '.join(types)}, {100 * row['final_test_acc']:.2f}%, {fires}")
+        have = [level for level in levels if level is not None]
+        if len(have) >= 2:
+            compared += 1
+            monotone += all(a <= b for a, b in pairwise(have))
+            heavier += have[-1] > have[0]
+        lines.append(f"| {panel} {column.split('.')[1]} {value:g} | {' | '.join(cells)} |")
     lines += [
         "",
         "Final types are fc2, fc3 at the end of 250 epochs; fires are the C = 0.4 rule's epochs "
