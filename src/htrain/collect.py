@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from htrain.datasets import n_classes_of
 from htrain.io import replace_folder, write_atomically
 from htrain.paper import PAPER_LAYERS
 from htrain.replay import Analysis, read_eigenvalues, replay
@@ -53,6 +54,8 @@ DESCRIPTIVE = (
     "data.p",
     "data.delta",
     "data.t",
+    "data.label_noise",
+    "optim.name",
     "train.batch_size",
     "train.epochs",
     "data.n_per_class",
@@ -85,8 +88,7 @@ def analysis_of(config: dict, n_classes: str | int | None = "config") -> Analysi
     if n_classes == "config":
         n_classes = spectra.get("n_classes", "auto")
     if n_classes == "auto":
-        data = config["data"]
-        n_classes = int(data["K"]) if data["name"] == "gmm" else 10
+        n_classes = n_classes_of(config["data"])
     return Analysis(
         layers=tuple(layers),
         C_values=tuple(float(c) for c in spectra.get("C", (0.4, 0.6))),

@@ -250,6 +250,68 @@ def load_cifar10(
 # ---------------------------------------------------------------- splits and batches
 
 
+MNIST1D_LENGTH = 40  # the package's default final_seq_length
+
+
+def mnist1d(n_train: int, n_test: int, seed: int) -> Dataset:
+    """MNIST-1D (Greydanus & Steinbach, 2020-2024; PyPI ``mnist1d``): ten 1-D digit templates
+    of length 12, padded, scaled, translated, sheared and corrupted with correlated and iid
+    noise into 40-sample signals.  Generated offline from the package's templates with its
+    default transform arguments; the package's own split (train_split) is replaced by ours,
+    so that a run can ask for ``n_train`` + ``n_test`` samples, a multiple of 10 each.
+
+    The package seeds numpy's global generator (``mnist1d.utils.set_seed``); it is saved
+    and restored around the call so that the rest of the run is not affected."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise FileNotFoundError(
+            'MNIST-1D needs the mnist1d package: pip install -e ".[experiments]"'
+        ) from None
+    args = get_dataset_args()
+    total = n_train + n_test
+    args.num_samples = total
+    args.train_split = n_train / total
+    args.seed = int(seed)
+    saved = np.random.get_state()  # noqa: NPY002 (the package seeds the legacy global state)
+    try:
+        generated = make_dataset(args)
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+
+    def tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+
+    x_train, y_train = tensors(generated["x"], generated["y"])
+    x_test, y_test = tensors(generated["x_test"], generated["y_test"])
+    return Dataset(x_train, y_train, x_test, y_test, 10)
+
+
+def with_label_noise(data: Dataset, rate: float, seed: int) -> Dataset:
+    """Symmetric label noise on the training set: each training label, with probability
+    ``rate``, is replaced by one of the other K - 1 classes drawn uniformly (Natarajan et al.
+    2013, the usual "symmetric" noise of the label-noise literature).  Test labels stay
+    clean.  Applied before ``hold_out``, so a validation twin's held-out part is as noisy
+    as what a user would hold out.  A generator of its own (seed + 1,000,003) keeps the
+    clean part of the data identical to the noise-free run's."""
+    if rate == 0:
+        return data
+    generator = torch.Generator().manual_seed(int(seed) + 1_000_003)
+    flip = torch.rand(len(data.y_train), generator=generator) < rate
+    shift = torch.randint(1, data.num_classes, (len(data.y_train),), generator=generator)
+    noisy = torch.where(flip, (data.y_train + shift) % data.num_classes, data.y_train)
+    return Dataset(
+        data.x_train,
+        noisy,
+        data.x_test,
+        data.y_test,
+        data.num_classes,
+        data.snr,
+        data.x_val,
+        data.y_val,
+    )
+
+
 def hold_out(data: Dataset, fraction: float, seed: int) -> Dataset:
     """Move a random ``fraction`` of the training set to (x_val, y_val)."""
     if fraction == 0:

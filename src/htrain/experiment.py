@@ -60,33 +60,27 @@ def mixture_spec(cfg) -> tuple[str, int, int, dict[str, float]]:
 
 
 def load_data(cfg) -> Dataset:
-    """The data set the config names, checked before anything is trained."""
+    """The data set the config names (``htrain.datasets``), checked before anything is
+    trained, with its label noise and validation split."""
     from htrain import data as datasets
+    from htrain.datasets import dataset_entry
 
     spec = cfg.data
+    entry = dataset_entry(spec.name)
     seed = _number(cfg.seed, "seed", integer=True, low=0)
     val_fraction = _number(spec.val_fraction, "data.val_fraction", low=0, high=0.99)
+    label_noise = _number(spec.get("label_noise", 0.0), "data.label_noise", low=0, high=0.95)
     if spec.name == "gmm":
-        kind, K, p, parameter = mixture_spec(cfg)
-        n_train = _number(spec.n_per_class, "data.n_per_class", integer=True, low=1)
-        n_test = _number(spec.n_test_per_class, "data.n_test_per_class", integer=True, low=1)
-        data = datasets.gaussian_mixture(kind, K, p, n_train, n_test, seed, **parameter)
-    elif spec.name in ("mnist", "cifar10"):
-        loader = datasets.load_mnist if spec.name == "mnist" else datasets.load_cifar10
-        timeout = _number(
-            spec.get("download_timeout_s", 60), "data.download_timeout_s", low=0, open_low=True
-        )
-        full = loader(cfg.paths.data_dir, bool(spec.download), int(spec.size), timeout)
-        for key in ("n_per_class", "n_test_per_class"):
-            if spec[key] is not None:
-                _number(spec[key], f"data.{key}", integer=True, low=1)
-        x_train, y_train = datasets.class_subset(full.x_train, full.y_train, spec.n_per_class, seed)
-        x_test, y_test = datasets.class_subset(
-            full.x_test, full.y_test, spec.n_test_per_class, seed
-        )
-        data = Dataset(x_train, y_train, x_test, y_test, full.num_classes)
+        mixture_spec(cfg)
     else:
-        raise ValueError(f"unknown data set {spec.name!r}; choose gmm, mnist or cifar10")
+        timeout = spec.get("download_timeout_s")
+        if timeout is not None:
+            _number(timeout, "data.download_timeout_s", low=0, open_low=True)
+    for key in ("n_per_class", "n_test_per_class"):
+        if spec.get(key) is not None or spec.name in ("gmm", "mnist1d"):
+            _number(spec.get(key), f"data.{key}", integer=True, low=1)
+    data = entry.load(cfg)
+    data = datasets.with_label_noise(data, label_noise, seed)
     return datasets.hold_out(data, val_fraction, seed)
 
 
@@ -100,7 +94,9 @@ def n_classes_setting(cfg) -> int | str | None:
 
 def num_classes(cfg) -> int:
     """The data's number of classes, known from the config before any data is loaded."""
-    return int(cfg.data.K) if cfg.data.name == "gmm" else 10
+    from htrain.datasets import n_classes_of
+
+    return n_classes_of(cfg.data)
 
 
 def train_config(cfg):
@@ -125,6 +121,7 @@ def train_config(cfg):
         epochs=_number(cfg.train.epochs, "train.epochs", integer=True, low=1),
         batch_size=_number(cfg.train.batch_size, "train.batch_size", integer=True, low=1),
         lr=_number(cfg.optim.lr, "optim.lr", low=0, open_low=True),
+        optimizer=str(cfg.optim.get("name", "sgd")),
         momentum=_number(cfg.optim.momentum, "optim.momentum", low=0),
         weight_decay=_number(cfg.optim.weight_decay, "optim.weight_decay", low=0),
         seed=_number(cfg.seed, "seed", integer=True, low=0),
@@ -142,6 +139,9 @@ def train_config(cfg):
         spectra_every=_number(cfg.spectra.every, "spectra.every", integer=True, low=1),
         device=str(cfg.train.device),
         n_classes=num_classes(cfg) if setting == "auto" else setting,
+        grad_stats=_number(
+            cfg.train.get("grad_stats", 4), "train.grad_stats", integer=True, low=0
+        ),
     )
     config.check()
     return config

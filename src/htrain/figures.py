@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 
 import heavytail as ht
 from heavytail.viz import plot_esd
+from htrain.datasets import DATASETS
+from htrain.datasets import n_classes_of as n_classes_of_data
 from htrain.report import TYPES, layers_of, parameter_label, thresholds_in, type_shares
 
 TYPE_COLOURS = {"LT": "tab:green", "BT": "tab:orange", "HT": "tab:red", "RC": "0.4"}
@@ -142,7 +144,8 @@ def n_classes_of(runs: pd.DataFrame, run: str) -> int | None:
     row = runs.set_index("run").loc[run]
     if "data.K" in row and pd.notna(row["data.K"]):
         return int(row["data.K"])
-    return 10 if row.get("data.name") in ("mnist", "cifar10") else None
+    name = row.get("data.name")
+    return n_classes_of_data({"name": name}) if name in DATASETS and name != "gmm" else None
 
 
 def esd_panels(

@@ -28,10 +28,13 @@ NOT_IN_RUN_NAME = (
     "train.restart",
     "train.wait_for_lock",
     "data.download_timeout_s",
+    "train.grad_stats",  # measured beside the step (htrain.gradstats), changes no number
 )
 # key -> the value every run made before the key existed behaved as
 ADDED_KEYS: dict[str, object] = {
     "spectra.n_classes": None,  # the spike rule did not know K
+    "optim.name": "sgd",  # every run before Adam was plain or momentum SGD
+    "data.label_noise": 0.0,  # no run before MNIST-1D had noisy labels
 }
 # key -> the value it had in every run made while it existed
 REMOVED_KEYS: dict[str, object] = {

@@ -28,12 +28,15 @@ from torch import nn
 
 import heavytail as ht
 from htrain.data import Dataset, batches
+from htrain.gradstats import GradientNoise
 from htrain.io import write_atomically, write_bytes, write_json, write_text
 from htrain.models import build_model, check_layers
 from htrain.replay import Analysis, analyse_epoch, replay
 from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
 from htrain.runfiles import RUN_FILES
 from htrain.spectra import eigenvalues_of
+
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class TrainConfig:
     epochs: int
     batch_size: int = 64
     lr: float = 0.01
+    optimizer: str = "sgd"
     momentum: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
@@ -68,6 +72,8 @@ class TrainConfig:
     device: str = "auto"
     # the classification problem's K, for the spike rule (None: the rule does not know K)
     n_classes: int | None = None
+    # the evidence-based criterion (htrain.gradstats) on every grad_stats-th step; 0: off
+    grad_stats: int = 4
 
     def check(self) -> None:
         """One-line errors for values that would fail later, raised before any work."""
@@ -77,8 +83,14 @@ class TrainConfig:
             raise ValueError(f"train.batch_size must be positive, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be positive, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.action not in ("record", "stop"):
             raise ValueError(f"early_stop.action must be record or stop, got {self.action!r}")
+        if self.grad_stats < 0:
+            raise ValueError(f"train.grad_stats must be 0 (off) or a count, got {self.grad_stats}")
         if self.spectra_every < 1:
             raise ValueError(f"spectra.every must be at least 1, got {self.spectra_every}")
         if not self.layers:
@@ -420,20 +432,31 @@ def _summary(state: RunState, data: Dataset, config: TrainConfig, info: dict) ->
     }
 
 
-def _train_epoch(model, optimizer, x_train, y_train, batch_size, generator, device):
-    """One epoch of SGD; (mean loss, accuracy) accumulated on the device: no host
-    synchronisation per batch."""
+def _train_epoch(
+    model, optimizer, x_train, y_train, batch_size, generator, device, noise=None, every=1
+):
+    """One epoch of SGD; (mean loss, accuracy, mean evidence-based criterion or None)
+    accumulated on the device: no host synchronisation per batch.  ``noise``
+    (``htrain.gradstats.GradientNoise``) measures EB on every ``every``-th step (the first
+    included); a batch of one sample has no variance and is left out of the mean."""
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    for index in batches(len(y_train), batch_size, generator, device):
+    eb_values = []
+    for step, index in enumerate(batches(len(y_train), batch_size, generator, device)):
+        measured = noise is not None and step % every == 0 and len(index) > 1
+        if noise is not None:
+            noise.active = measured
         logits = model(x_train[index])
         loss = nn.functional.cross_entropy(logits, y_train[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if measured:
+            eb_values.append(noise.criterion(len(index)))
         optimizer.step()
         loss_sum += loss.detach() * len(index)
         correct += (logits.detach().argmax(1) == y_train[index]).sum()
-    return loss_sum.item() / len(y_train), correct.item() / len(y_train)
+    eb = torch.stack(eb_values).nanmean().item() if eb_values else None
+    return loss_sum.item() / len(y_train), correct.item() / len(y_train), eb
 
 
 def new_model(config: TrainConfig, data: Dataset, device) -> nn.Module:
@@ -445,6 +468,10 @@ def new_model(config: TrainConfig, data: Dataset, device) -> nn.Module:
 
 
 def new_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    """SGD (plain, or with momentum) as in the paper, or Adam with torch's default betas
+    (0.9, 0.999) and eps 1e-8 (optim.momentum is not used by Adam)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(
         parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -506,10 +533,24 @@ def run_training(
         )
         for epoch in bar:
             began = time.perf_counter()
+            eb = None
             if epoch == 0:  # the initialisation, measured like any other epoch
                 train_loss, train_acc = evaluate(model, x_train, y_train)
+            elif config.grad_stats:
+                with GradientNoise(model) as noise:
+                    train_loss, train_acc, eb = _train_epoch(
+                        model,
+                        optimizer,
+                        x_train,
+                        y_train,
+                        config.batch_size,
+                        generator,
+                        device,
+                        noise,
+                        config.grad_stats,
+                    )
             else:
-                train_loss, train_acc = _train_epoch(
+                train_loss, train_acc, _ = _train_epoch(
                     model, optimizer, x_train, y_train, config.batch_size, generator, device
                 )
             test_loss, test_acc = evaluate(model, x_test, y_test)
@@ -522,6 +563,8 @@ def run_training(
             }
             if x_val is not None:
                 metrics["val_loss"], metrics["val_acc"] = evaluate(model, x_val, y_val)
+            if config.grad_stats:
+                metrics["eb_criterion"] = eb
             diverged = not math.isfinite(train_loss) or any(
                 not torch.isfinite(p).all() for p in model.parameters()
             )
