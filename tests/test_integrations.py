@@ -225,3 +225,41 @@ def test_analyze_bad_files_get_one_line(tmp_path, content, name, message):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and message in line
     assert "ran" not in result.stdout
+
+
+class WeightRecorder(L.Callback):
+    """A copy of the module's weights after every epoch."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, dict] = {}
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        self.states[epoch] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+
+def test_the_monitor_stops_on_bulk_growth_and_restores_the_recommended_weights(tmp_path):
+    # z = 0 makes the toy run stop soon after its spikes come out; what is tested is the
+    # mechanics: the stop goes through Lightning and the weights handed back are the
+    # recommended epoch's (the one before the stop), kept while training went on
+    recorder = WeightRecorder()
+    monitor = SpectralMonitor(
+        layers=LAYERS, n_classes=8, rule="bulk_growth", z=0.0, keep_weights=True, stop=True
+    )
+    module = Classifier()
+    trainer(tmp_path, [recorder, monitor], epochs=40).fit(module, loader())
+    stop = monitor.stopper.stop_epoch
+    assert stop is not None and trainer_epochs(recorder) == stop, stop
+    assert monitor.recommended_epoch == stop - 1
+    monitor.restore(module)
+    for name, value in module.state_dict().items():
+        assert torch.equal(value, recorder.states[stop - 1][name]), name
+    # the monitor's state (with the rule's) goes through a checkpoint and back
+    state = monitor.state_dict()
+    again = SpectralMonitor(layers=LAYERS, n_classes=8, rule="bulk_growth", z=0.0)
+    again.load_state_dict(state)
+    assert again.stopper.growth.stop_epoch == stop
+
+
+def trainer_epochs(recorder: WeightRecorder) -> int:
+    return max(recorder.states)

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from heavytail.distance import THRESHOLD_RULES, SpectralDistance, spectral_distance
 from heavytail.esd import esd, matrix_shape
+from heavytail.growth import DEFAULT_Z, BulkGrowthStopping
 
 COMBINE_RULES = ("any", "all")
+STOP_RULES = ("threshold", "bulk_growth")
+
+
+def snapshot_of(model) -> dict:
+    """A copy of a torch module's state (or of a mapping of arrays), kept off the graph."""
+    state = model.state_dict() if hasattr(model, "state_dict") else model
+    return {
+        name: value.detach().clone() if hasattr(value, "detach") else np.array(value, copy=True)
+        for name, value in state.items()
+    }
 
 
 class SpectralEarlyStopping:
@@ -27,6 +40,18 @@ class SpectralEarlyStopping:
     ``conv`` (how conv kernels are turned into matrices, see ``heavytail.esd``) and
     ``n_classes``, the number of classes K of the problem: pass it, so that the K class
     spikes a network grows as it learns are set aside rather than read as a heavy tail.
+
+    ``rule`` chooses what stops training: "threshold" (the paper's: a layer's s_hat over its
+    threshold, as above) or "bulk_growth" (``heavytail.growth``: the K class spikes are out,
+    then the first monitored layer's bulk grows by z / n; needs ``n_classes``, stands down when
+    ``n_train`` training samples are fewer than twice a monitored layer's fan-in).  The
+    statistic, thresholds and fires are recorded in ``history`` whichever rule stops.
+
+    ``keep_weights=True`` keeps, as ``step`` goes, the weights the rule recommends, as
+    validation stopping restores its best epoch: ``recommended_epoch`` (the stop epoch for
+    "threshold", the epoch before it for "bulk_growth") and ``recommended_state``, a copy of
+    the model's ``state_dict()`` then (of the mapping, when ``step`` is given one), which
+    ``restore(model)`` loads back.  At most two copies are held, in the weights' own memory.
 
     Use from any loop::
 
@@ -52,6 +77,10 @@ class SpectralEarlyStopping:
         conv: str = "flatten",
         verbose: bool = False,
         n_classes: int | None = None,
+        rule: str = "threshold",
+        z: float = DEFAULT_Z,
+        n_train: int | None = None,
+        keep_weights: bool = False,
     ) -> None:
         if threshold not in THRESHOLD_RULES:
             raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
@@ -63,6 +92,10 @@ class SpectralEarlyStopping:
             raise ValueError(f"C must be a positive number, got {C!r}")
         if n_classes is not None and int(n_classes) < 1:
             raise ValueError(f"n_classes must be a positive number of classes, got {n_classes!r}")
+        if rule not in STOP_RULES:
+            raise ValueError(f"rule must be one of {STOP_RULES}, got {rule!r}")
+        if rule == "bulk_growth" and n_classes is None:
+            raise ValueError("rule='bulk_growth' needs n_classes, the problem's number of classes")
         self.layers = None if layers is None else list(layers)
         self.C = float(C)
         self.threshold = threshold
@@ -72,6 +105,15 @@ class SpectralEarlyStopping:
         self.conv = conv
         self.verbose = verbose
         self.n_classes = None if n_classes is None else int(n_classes)
+        self.rule = rule
+        self.z = float(z)
+        self.n_train = n_train
+        self.keep_weights = bool(keep_weights)
+        self.growth: BulkGrowthStopping | None = None
+        if rule == "bulk_growth":
+            BulkGrowthStopping(self.n_classes, self.z)  # validates K and z before training
+        self.recommended_state: dict | None = None
+        self._last_state: tuple[int, dict] | None = None
         self.history: list[dict] = []
         self.fire_epoch: dict[str, int] = {}  # layer -> epoch at which it fired
         self.stop_epoch: int | None = None
@@ -92,6 +134,7 @@ class SpectralEarlyStopping:
             "stop_epoch": self.stop_epoch,
             "stopped_by": list(self.stopped_by),
             "streak": dict(self._streak),
+            "growth": None if self.growth is None else self.growth.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -102,6 +145,26 @@ class SpectralEarlyStopping:
         self.stop_epoch = None if state["stop_epoch"] is None else int(state["stop_epoch"])
         self.stopped_by = list(state["stopped_by"])
         self._streak = {name: int(count) for name, count in state["streak"].items()}
+        growth = state.get("growth")  # absent in states saved before the bulk-growth rule
+        if self.rule == "bulk_growth" and growth is not None:
+            self.growth = BulkGrowthStopping(self.n_classes, self.z)
+            self.growth.load_state_dict(growth)
+            self.growth.stands_down = bool(growth.get("stands_down", False))
+
+    @property
+    def recommended_epoch(self) -> int | None:
+        """The epoch whose weights the rule recommends (None until it stops)."""
+        if self.growth is not None:
+            return self.growth.recommended_epoch
+        return self.stop_epoch
+
+    def restore(self, model) -> None:
+        """Load the recommended weights (``keep_weights=True``) back into a torch module."""
+        if self.recommended_state is None:
+            raise ValueError(
+                "no recommended weights: pass keep_weights=True and call step until it stops"
+            )
+        model.load_state_dict(self.recommended_state)
 
     def step(self, model, epoch: int) -> bool:
         """Compute each monitored layer's statistic from ``model`` at ``epoch``; True to stop."""
@@ -118,6 +181,7 @@ class SpectralEarlyStopping:
         if missing:
             raise ValueError(f"monitored layer(s) {missing} not in the model: {list(available)}")
         results = {}
+        snapshot = snapshot_of(model) if self.keep_weights else None
         for name in self.layers:
             weight = available[name][1]
             n, big_n = matrix_shape(tuple(weight.shape), self.conv)
@@ -128,7 +192,54 @@ class SpectralEarlyStopping:
                 ratio=n / big_n,
                 n_classes=self.n_classes,
             )
-        return self.observe(epoch, results)
+        stopped_before = self.should_stop
+        stop = self.observe(epoch, results)
+        if snapshot is not None:
+            self.keep(epoch, snapshot, stopped_before)
+        return stop
+
+    def keep(self, epoch: int, snapshot: dict, stopped_before: bool) -> None:
+        """Hold ``snapshot`` (the weights after ``epoch``'s step) as a candidate for the
+        recommended weights; at the stop, keep the recommended epoch's copy and drop the
+        other.  ``step`` calls it; a runner that feeds ``observe`` itself can too."""
+        if stopped_before:
+            return
+        if self.should_stop:
+            last = self._last_state
+            recommended = self.recommended_epoch
+            self.recommended_state = (
+                last[1] if last is not None and last[0] == recommended else snapshot
+            )
+            self._last_state = None
+        else:
+            self._last_state = (epoch, snapshot)
+
+    def _observe_growth(self, epoch: int, results: Mapping[str, SpectralDistance | None]) -> None:
+        """The bulk-growth rule's epoch: spike counts of every layer, the first layer's body
+        scale; the layers' sizes from the results (n = bulk + spikes, N = n / ratio)."""
+        first = results.get(self.layers[0])
+        if self.growth is None:
+            fan_ins = [
+                round((r.n + r.fit.n_spikes) / r.ratio) for r in results.values() if r is not None
+            ]
+            self.growth = BulkGrowthStopping(
+                self.n_classes, self.z, self.start_from_epoch, self.n_train, fan_ins
+            )
+        counts = {
+            name: None if results.get(name) is None else results[name].fit.n_spikes
+            for name in self.layers
+        }
+        body = None if first is None else first.fit.body_sigma2
+        n_first = 1 if first is None else first.n + first.fit.n_spikes
+        if self.stop_epoch is None and self.growth.observe(epoch, counts, body, n_first):
+            self.stop_epoch = epoch
+            self.stopped_by = [self.layers[0]]
+            if self.verbose:
+                print(
+                    f"SpectralEarlyStopping: the bulk of {self.layers[0]} grew after the class "
+                    f"spikes came out (epoch {self.growth.spikes_out_epoch}): stop at epoch "
+                    f"{epoch}, recommended weights of epoch {self.growth.recommended_epoch}"
+                )
 
     def observe(self, epoch: int, results: Mapping[str, SpectralDistance | None]) -> bool:
         """Record one epoch of per-layer results; True once training should stop.
@@ -160,7 +271,9 @@ class SpectralEarlyStopping:
                     "fired": name in self.fire_epoch,
                 }
             )
-        if self.stop_epoch is None:
+        if self.rule == "bulk_growth":
+            self._observe_growth(epoch, results)
+        elif self.stop_epoch is None:
             fired_now = [name for name in self.layers if self.fire_epoch.get(name) == epoch]
             fired = [name for name in self.layers if name in self.fire_epoch]
             done = bool(fired) if self.combine == "any" else len(fired) == len(self.layers)

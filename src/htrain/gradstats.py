@@ -57,8 +57,11 @@ class GradientNoise:
         ``heavytail.evidence.eb_terms``, summed layer by layer where the gradients are
         (tests/test_evidence.py checks the two agree)."""
         B = batch_size
-        ratio_sum = torch.zeros((), device=self.layers[0].weight.device)
-        count = torch.zeros((), device=ratio_sum.device)
+        if not self.layers:
+            return torch.tensor(float("nan"))
+        weight = self.layers[0].weight
+        ratio_sum = torch.zeros((), device=weight.device, dtype=weight.dtype)
+        count = torch.zeros((), device=weight.device, dtype=weight.dtype)
         for layer in self.layers:
             if layer not in self.output_grads:
                 continue

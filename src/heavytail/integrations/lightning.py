@@ -31,10 +31,11 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from heavytail.callback import SpectralEarlyStopping
+from heavytail.callback import SpectralEarlyStopping, snapshot_of
 from heavytail.classify import classify
 from heavytail.distance import Threshold
 from heavytail.esd import esd, matrix_shape
+from heavytail.growth import DEFAULT_Z
 
 TYPE_CODES = {"LT": 0, "BT": 1, "HT": 2, "RC": 3}
 
@@ -56,7 +57,10 @@ class SpectralMonitor(pl.Callback):
     ``C``, ``threshold`` ("paper" or "calibrated"), ``patience``, ``combine`` ("any" or
     "all"), ``start_from_epoch`` and ``n_classes`` (K of the problem: pass it, so that the K
     class spikes of a network that learns are not read as a heavy tail) as in
-    ``SpectralEarlyStopping``; ``verbose`` prints each fire and the stop.
+    ``SpectralEarlyStopping``; ``verbose`` prints each fire and the stop.  ``rule``
+    ("threshold" or "bulk_growth", with ``z`` and ``n_train``) chooses what stops training, as
+    there; with ``keep_weights`` the recommended weights are kept as training goes
+    (``recommended_epoch``, ``restore(pl_module)`` after ``fit``).
     """
 
     TYPE_CODES = TYPE_CODES
@@ -74,6 +78,10 @@ class SpectralMonitor(pl.Callback):
         stop: bool = False,
         verbose: bool = False,
         log_prefix: str = "spectral",
+        rule: str = "threshold",
+        z: float = DEFAULT_Z,
+        n_train: int | None = None,
+        keep_weights: bool = False,
     ) -> None:
         super().__init__()
         if int(every_n_epochs) < 1:
@@ -93,6 +101,10 @@ class SpectralMonitor(pl.Callback):
             start_from_epoch=start_from_epoch,
             combine=combine,
             n_classes=n_classes,
+            rule=rule,
+            z=z,
+            n_train=n_train,
+            keep_weights=keep_weights,
         )
 
     @property
@@ -150,8 +162,10 @@ class SpectralMonitor(pl.Callback):
             }
             for metric, value in values.items():
                 pl_module.log(f"{key}/{metric}", value, on_step=False, on_epoch=True)
-        before = dict(self.stopper.fire_epoch)
+        before, stopped_before = dict(self.stopper.fire_epoch), self.stopper.should_stop
         self.stopper.observe(epoch, {n: r.distance if r else None for n, r in results.items()})
+        if self.stopper.keep_weights:
+            self.stopper.keep(epoch, snapshot_of(pl_module), stopped_before)
         for name in self.stopper.fire_epoch.keys() - before.keys():
             if self.verbose:
                 result = results[name]
@@ -161,11 +175,21 @@ class SpectralMonitor(pl.Callback):
                 )
         if self.stop and self.stopper.stop_epoch == epoch:
             trainer.should_stop = True
-            rank_zero_info(
-                f"SpectralMonitor: stopping at epoch {epoch}: "
-                f"{', '.join(self.stopper.stopped_by)} left the Marchenko-Pastur law "
+            reason = (
+                f"the bulk of {self.stopper.stopped_by[0]} grew after the class spikes came out"
+                if self.stopper.rule == "bulk_growth"
+                else f"{', '.join(self.stopper.stopped_by)} left the Marchenko-Pastur law "
                 f"({self.rule.label}, patience {self.stopper.patience})"
             )
+            rank_zero_info(f"SpectralMonitor: stopping at epoch {epoch}: {reason}")
+
+    @property
+    def recommended_epoch(self) -> int | None:
+        return self.stopper.recommended_epoch
+
+    def restore(self, pl_module: nn.Module) -> None:
+        """Load the recommended weights (``keep_weights=True``) into the module."""
+        self.stopper.restore(pl_module)
 
     def state_dict(self) -> dict:
         return {"layers": self.layers, "stopper": self.stopper.state_dict()}

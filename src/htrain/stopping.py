@@ -1,0 +1,486 @@
+"""The stopping benchmark: every registered stopping rule replayed over a frozen suite of
+collected runs (docs/stopping.md).
+
+Nothing is trained here.  Each run of the suite is read from a committed collection
+(``results/<collection>/``: epochs.csv, spectral.parquet, esd.parquet), cut to its part's epoch
+budget, and turned into a ``Trajectory``: per epoch the training and test metrics, the
+evidence-based criterion, each monitored layer's class-spike count and paper-rule fires (with
+K, as collected), and, from the eigenvalues, the first layer's body scale and the paper
+rule's fires without K.  Each rule decides from the epochs seen so far, so a replay stops
+where a live run would (the spectral rules through the library's own state machines).
+
+``SUITE`` is the frozen suite: which collections, filtered how, make the dev and the
+held-out parts, with their budgets and regimes.  ``RULES`` lists the rules once; a new rule
+is one class with ``name`` and ``decide`` added there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import heavytail as ht
+from heavytail.evidence import eb_stop
+from heavytail.fit import fit_body
+from heavytail.growth import DEFAULT_Z, bulk_growth_stop
+from htrain.compare import validation_stop
+
+EASY_ACCURACY = 0.99  # a run that ends above this is easy: a rule should not cost it anything
+
+
+# ------------------------------------------------------------------------------ the suite
+
+
+@dataclass(frozen=True)
+class Source:
+    """Runs of one collection that belong to one part of the suite."""
+
+    collection: str  # folder under results/
+    part: str  # dev | held-out
+    regime: str  # large | small (data per epoch)
+    budget: int  # epochs: the run is read up to here
+    select: Callable[[pd.DataFrame], pd.Series] = field(
+        default=lambda runs: pd.Series(True, index=runs.index)
+    )
+    family: str = "gmm"
+    # only the runs whose eigenvalues were kept (the quick panels keep seed 0's), so that
+    # every rule is judged on the same runs
+    with_eigenvalues: bool = False
+
+
+def _nn1_d1(runs):
+    return (runs["model.name"] == "nn1") & (runs["data.kind"] == "d1")
+
+
+def _not_nn1_d1(runs):
+    return ~_nn1_d1(runs)
+
+
+SUITE: tuple[Source, ...] = (
+    # dev: NN1 + D1 at the paper's scale (seed 0 from the paper tables, seeds 1-2 trained for
+    # the benchmark) and the NN1 quick panels (the seed-0 runs, whose eigenvalues are kept)
+    Source("paper_tables", "dev", "large", 100, _nn1_d1),
+    Source("stopping_runs/stopping_dev", "dev", "large", 100),
+    Source("nn1_d1", "dev", "small", 60, with_eigenvalues=True),
+    Source("nn1_d2", "dev", "small", 60, with_eigenvalues=True),
+    # held-out, paper scale: the other table settings (seed 0 from the paper tables; NN1 at
+    # 100 epochs, NN2 at 60), their seeds 1-2 with validation twins, the K axis, recipes
+    Source(
+        "paper_tables",
+        "held-out",
+        "large",
+        100,
+        lambda r: _not_nn1_d1(r) & (r["model.name"] == "nn1"),
+    ),
+    Source("paper_tables", "held-out", "large", 60, lambda r: r["model.name"] == "nn2"),
+    Source("stopping_runs/stopping_nn1", "held-out", "large", 100),
+    Source("stopping_runs/stopping_nn2", "held-out", "large", 60),
+    Source("paper_tables_k", "held-out", "large", 100),
+    Source("stopping_runs/stopping_recipes", "held-out", "large", 100),
+    # held-out, a second data family
+    Source("stopping_runs/stopping_mnist1d", "held-out", "large", 100, family="mnist1d"),
+    # held-out, small data: the NN2 quick panels and their validation twins
+    Source("nn2_d1", "held-out", "small", 60, with_eigenvalues=True),
+    Source("nn2_d2", "held-out", "small", 60, with_eigenvalues=True),
+    Source("nn2_d1_val", "held-out", "small", 60),
+)
+
+
+# ------------------------------------------------------------------------- trajectories
+
+
+@dataclass
+class Trajectory:
+    """One run as the rules see it, cut to the budget (epoch 0 = the initialisation)."""
+
+    run: str
+    info: dict
+    metrics: pd.DataFrame  # indexed by epoch
+    spikes: pd.DataFrame  # epoch x layer: class-spike counts (with K)
+    fires_with_k: pd.DataFrame  # epoch x layer: the paper rule (C = 0.4) with K
+    layers: tuple[str, ...]
+    n_classes: int | None
+    body_sigma2: pd.Series | None = None  # first layer, by epoch (from the eigenvalues)
+    n_first: int | None = None
+    n_train: int | None = None
+    fan_ins: tuple[int, ...] = ()
+    fires_without_k: pd.DataFrame | None = None
+    twin: Trajectory | None = None
+
+    @property
+    def budget(self) -> int:
+        return int(self.metrics.index.max())
+
+    def accuracy(self, epoch: int) -> float:
+        return float(self.metrics.loc[epoch, "test_acc"])
+
+
+def _eigen_columns(esd: pd.DataFrame, layers, first: str, ratio: dict[str, float]):
+    """Per epoch: the first layer's body scale, and each layer's paper-rule fire without K."""
+    body, fires = {}, {}
+    for (layer, epoch), rows in esd.groupby(["layer", "epoch"], sort=True):
+        eigs = np.sort(rows["eigenvalue"].to_numpy(dtype=np.float64))
+        if layer == first:
+            body[int(epoch)] = fit_body(eigs)[1]
+        try:
+            result = ht.spectral_distance(eigs, C=0.4, ratio=ratio[layer], n_classes=None)
+            fires.setdefault(int(epoch), {})[layer] = bool(result.fires)
+        except ValueError:
+            fires.setdefault(int(epoch), {})[layer] = False
+    return pd.Series(body).sort_index(), pd.DataFrame(fires).T.sort_index()[list(layers)]
+
+
+def _describe(row: pd.Series, source: Source) -> dict:
+    def value(key):
+        item = row.get(key)
+        return None if item is None or (isinstance(item, float) and math.isnan(item)) else item
+
+    model, kind = value("model.name"), value("data.kind")
+    if source.family == "mnist1d":
+        setting = f"mnist1d {model}"
+    else:
+        parameter = f"delta {value('data.delta'):g}" if kind == "d1" else f"t {value('data.t'):g}"
+        setting = f"{model}_{kind} {parameter} K={int(value('data.K'))}"
+    optimizer = value("optim.name") or "sgd"
+    momentum = value("optim.momentum") or 0.0
+    batch = int(value("train.batch_size") or 64)
+    recipe = (
+        "adam"
+        if optimizer == "adam"
+        else "momentum"
+        if momentum
+        else "batch256"
+        if batch == 256
+        else "sgd"
+    )
+    return {
+        "part": source.part,
+        "family": source.family,
+        "setting": setting,
+        "recipe": recipe,
+        "seed": int(value("seed")),
+        "label_noise": float(value("data.label_noise") or 0.0),
+        "val_fraction": None,  # set by load_source from the metrics
+        "epochs": source.budget,
+        "regime": source.regime,
+        "collection": source.collection,
+    }
+
+
+def _training_size(row: pd.Series, metrics: pd.DataFrame, n_classes: int) -> int:
+    """Training samples: n_per_class x K, less the validation share of a twin (0.1: every
+    twin of the suite holds out 10%)."""
+    total = int(row["data.n_per_class"]) * n_classes
+    has_val = "val_loss" in metrics and metrics["val_loss"].notna().any()
+    return total - round(0.1 * total) if has_val else total
+
+
+def load_source(results: Path, source: Source) -> list[Trajectory]:
+    """The trajectories of one source (none when its collection is not there yet)."""
+    folder = results / source.collection
+    if not (folder / "runs.csv").exists():
+        return []
+    runs = pd.read_csv(folder / "runs.csv")
+    runs = runs[(runs["status"] == "finished") & source.select(runs)]
+    if runs.empty:
+        return []
+    epochs = pd.read_csv(folder / "epochs.csv")
+    spectral = pd.read_parquet(folder / "spectral.parquet")
+    esd_folder = folder / "esd.parquet"
+    trajectories = []
+    for _, row in runs.iterrows():
+        run = row["run"]
+        metrics = epochs[(epochs["run"] == run) & (epochs["epoch"] <= source.budget)]
+        metrics = metrics.set_index("epoch").sort_index()
+        if metrics.index.max() < source.budget:
+            continue  # a run that ended early (diverged) is not part of the suite
+        rows = spectral[(spectral["run"] == run) & (spectral["epoch"] <= source.budget)]
+        layers = tuple(dict.fromkeys(rows["layer"]))
+        K = row.get("data.K")
+        n_classes = int(K) if pd.notna(K) else 10
+        trajectory = Trajectory(
+            run=run,
+            info=_describe(row, source),
+            metrics=metrics,
+            spikes=rows.pivot(index="epoch", columns="layer", values="n_spikes")[list(layers)],
+            fires_with_k=rows.pivot(index="epoch", columns="layer", values="fires_paper_C0.4")[
+                list(layers)
+            ].astype(bool),
+            layers=layers,
+            n_classes=n_classes,
+            n_train=_training_size(row, metrics, n_classes),
+            fan_ins=tuple(int(n) for n in rows.drop_duplicates("layer")["N"]),
+        )
+        has_val = "val_loss" in metrics and metrics["val_loss"].notna().any()
+        trajectory.info["val_fraction"] = 0.1 if has_val else 0.0
+        path = esd_folder / f"{run}.parquet"
+        if source.with_eigenvalues and not path.exists():
+            continue
+        if path.exists():
+            esd = pd.read_parquet(path)
+            esd = esd[esd["epoch"] <= source.budget]
+            shapes = rows.drop_duplicates("layer").set_index("layer")
+            ratio = {layer: float(shapes.loc[layer, "ratio"]) for layer in layers}
+            trajectory.body_sigma2, trajectory.fires_without_k = _eigen_columns(
+                esd, layers, layers[0], ratio
+            )
+            trajectory.n_first = int(shapes.loc[layers[0], "n"])
+        trajectories.append(trajectory)
+    return trajectories
+
+
+TWIN_KEYS = ("family", "setting", "recipe", "seed", "label_noise", "epochs")
+
+
+def pair_twins(trajectories: list[Trajectory]) -> list[Trajectory]:
+    """The runs trained on the whole training set, each with its validation twin attached
+    (the same setting, recipe and seed trained on 90%), when there is one."""
+    twins = {
+        tuple(t.info[k] for k in TWIN_KEYS): t for t in trajectories if t.info["val_fraction"] > 0
+    }
+    full = [t for t in trajectories if t.info["val_fraction"] == 0]
+    for trajectory in full:
+        trajectory.twin = twins.get(tuple(trajectory.info[k] for k in TWIN_KEYS))
+    return full
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+@dataclass(frozen=True)
+class Decision:
+    stop_epoch: int | None  # None: never fired, trained to the budget
+    reported_epoch: int  # the epoch whose weights the rule hands back
+
+
+class Rule:
+    """A stopping rule: ``decide`` returns a ``Decision``, or None where it does not apply
+    (no eigenvalues, no gradient statistics, no twin)."""
+
+    name = ""
+    label = ""
+
+    def decide(self, t: Trajectory) -> Decision | None:
+        raise NotImplementedError
+
+
+class TrainToEnd(Rule):
+    name, label = "end", "train to the end"
+
+    def decide(self, t):
+        return Decision(None, t.budget)
+
+
+def _first_fire(fires: pd.DataFrame | None, start: int = 1) -> int | None:
+    if fires is None:
+        return None
+    hits = fires[fires.index >= start].any(axis=1)
+    return int(hits.idxmax()) if hits.any() else None
+
+
+class PaperRule(Rule):
+    """The paper's C = 0.4 rule, first fire of any monitored layer, with or without K."""
+
+    def __init__(self, with_k: bool) -> None:
+        self.with_k = with_k
+        self.name = "paper_C0.4" if with_k else "paper_C0.4_noK"
+        self.label = "paper C=0.4, K known" if with_k else "paper C=0.4, K unknown"
+
+    def decide(self, t):
+        if not self.with_k and t.fires_without_k is None:
+            return None
+        stop = _first_fire(t.fires_with_k if self.with_k else t.fires_without_k)
+        return Decision(stop, stop if stop is not None else t.budget)
+
+
+class BulkGrowth(Rule):
+    """``heavytail.growth``: the class spikes are out, then the first layer's bulk grows."""
+
+    def __init__(self, z: float = DEFAULT_Z, name: str = "bulk_growth") -> None:
+        self.z, self.name = z, name
+        self.label = f"bulk growth (z={z:g})"
+
+    def decide(self, t):
+        if t.body_sigma2 is None:
+            return None
+        epochs = t.body_sigma2.index.to_numpy()
+        spikes = t.spikes.reindex(epochs)
+        result = bulk_growth_stop(
+            epochs,
+            {layer: list(spikes[layer]) for layer in t.layers},
+            t.body_sigma2.to_numpy(),
+            t.n_first,
+            t.n_classes,
+            self.z,
+            n_train=t.n_train,
+            fan_ins=t.fan_ins,
+        )
+        if result.stop_epoch is None:
+            return Decision(None, t.budget)
+        return Decision(result.stop_epoch, result.recommended_epoch)
+
+
+class EvidenceBased(Rule):
+    """Mahsereci et al. (2017), ``heavytail.evidence``: needs the logged gradient noise."""
+
+    name, label = "evidence", "evidence-based (Mahsereci 2017)"
+
+    def decide(self, t):
+        if "eb_criterion" not in t.metrics or t.metrics["eb_criterion"].isna().all():
+            return None
+        trained = t.metrics[t.metrics.index >= 1]
+        result = eb_stop(trained["eb_criterion"].to_numpy(), trained.index.to_numpy())
+        stop = result.stop_epoch
+        return Decision(stop, stop if stop is not None else t.budget)
+
+
+class Validation(Rule):
+    """Keras-style validation stopping on the twin (trained on 90%), best weights restored;
+    its accuracies are the twin's."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.name, self.label = f"validation_p{patience}", f"validation, patience {patience}"
+
+    def decide(self, t):
+        if "val_loss" not in t.metrics:
+            return None
+        stop, reported = validation_stop(t.metrics.reset_index(), self.patience)
+        return Decision(stop, reported)
+
+
+RULES: tuple[Rule, ...] = (
+    BulkGrowth(),
+    Validation(10),
+    Validation(5),
+    EvidenceBased(),
+    PaperRule(with_k=True),
+    PaperRule(with_k=False),
+    TrainToEnd(),
+)
+
+
+# ------------------------------------------------------------------------------- tables
+
+
+def run_row(t: Trajectory) -> dict:
+    trained = t.metrics.loc[t.metrics.index >= 1, "test_acc"]
+    return {
+        "run": t.run,
+        **{k: t.info[k] for k in ("part", "family", "setting", "recipe", "seed", "label_noise")},
+        "epochs": t.budget,
+        "best_epoch": int(trained.idxmax()),
+        "best_acc": float(trained.max()),
+        "end_acc": t.accuracy(t.budget),
+        "regime": t.info["regime"],
+        "twin": t.twin.run if t.twin is not None else None,
+    }
+
+
+def rule_rows(t: Trajectory, rules=RULES) -> list[dict]:
+    """One row per rule that applies to the run; validation rules read its twin."""
+    best = float(t.metrics.loc[t.metrics.index >= 1, "test_acc"].max())
+    end = t.accuracy(t.budget)
+    p10 = None
+    if t.twin is not None:
+        decision = Validation(10).decide(t.twin)
+        p10 = t.twin.accuracy(decision.reported_epoch)
+    rows = []
+    for rule in rules:
+        source = t.twin if isinstance(rule, Validation) else t
+        decision = rule.decide(source) if source is not None else None
+        if decision is None:
+            continue
+        accuracy = source.accuracy(decision.reported_epoch)
+        stop = decision.stop_epoch if decision.stop_epoch is not None else t.budget
+        rows.append(
+            {
+                "rule": rule.name,
+                "run": t.run,
+                "part": t.info["part"],
+                "regime": t.info["regime"],
+                "stop_epoch": stop,
+                "fired": decision.stop_epoch is not None,
+                "reported_epoch": decision.reported_epoch,
+                "acc_at_stop": accuracy,
+                "lost_vs_best": 100 * (best - accuracy),
+                "saved": (t.budget - stop) / t.budget,
+                "vs_end": 100 * (accuracy - end),
+                "vs_validation_p10": 100 * (accuracy - p10) if p10 is not None else np.nan,
+                "easy": end > EASY_ACCURACY,
+            }
+        )
+    return rows
+
+
+def benchmark(results: Path, suite=SUITE, rules=RULES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, rules) tables over every suite run that has been collected."""
+    trajectories = []
+    for source in suite:
+        trajectories += load_source(results, source)
+    full = pair_twins(trajectories)
+    runs = pd.DataFrame([run_row(t) for t in full])
+    rows = [row for t in full for row in rule_rows(t, rules)]
+    return runs, pd.DataFrame(rows)
+
+
+def summary_table(rules: pd.DataFrame, order=RULES) -> pd.DataFrame:
+    """Per part, regime and rule: runs, mean and worst lost, mean saved, mean vs end, wins
+    against validation p10 (twins where the rule's accuracy is at least p10's), fires on
+    easy runs."""
+    names = [rule.name for rule in order]
+    grouped = rules.groupby(["part", "regime", "rule"], sort=False)
+    table = grouped.agg(
+        runs=("run", "size"),
+        lost_mean=("lost_vs_best", "mean"),
+        lost_worst=("lost_vs_best", "max"),
+        saved_mean=("saved", "mean"),
+        vs_end_mean=("vs_end", "mean"),
+        twins=("vs_validation_p10", lambda v: int(v.notna().sum())),
+        wins_vs_p10=("vs_validation_p10", lambda v: int((v >= 0).sum())),
+        easy_runs=("easy", "sum"),
+        easy_fires=("fired", lambda v: 0),
+    ).reset_index()
+    easy = rules[rules["easy"]].groupby(["part", "regime", "rule"])["fired"].sum()
+    table["easy_fires"] = [
+        int(easy.get((p, g, r), 0))
+        for p, g, r in zip(table["part"], table["regime"], table["rule"], strict=True)
+    ]
+    table["order"] = table["rule"].map({name: i for i, name in enumerate(names)})
+    return table.sort_values(["part", "regime", "order"], kind="stable").drop(columns="order")
+
+
+def summary_markdown(table: pd.DataFrame, order=RULES) -> str:
+    """summary.md: one table per part and regime, a row per rule."""
+    labels = {rule.name: rule.label for rule in order}
+    lines = [
+        "# Stopping benchmark: summary",
+        "",
+        "Generated by `make stopping` from the committed runs (docs/stopping.md).  lost = test",
+        "accuracy points below the run's best epoch in hindsight; saved = share of the epoch",
+        "budget not trained; vs end = points above the last epoch's accuracy; wins vs p10 =",
+        "twins (the same setting trained on 90% with 10% held out) on which the rule's final",
+        "accuracy is at least validation stopping's (patience 10, best weights restored);",
+        "easy fires = fires on runs that end above 99%.",
+    ]
+    for (part, regime), rows in table.groupby(["part", "regime"], sort=False):
+        lines += [
+            "",
+            f"## {part}, {regime} data ({int(rows['runs'].max())} runs)",
+            "",
+            "| rule | runs | lost mean | lost worst | saved | vs end | wins vs p10 | easy fires |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in rows.itertuples():
+            wins = f"{row.wins_vs_p10}/{row.twins}" if row.twins else "-"
+            lines.append(
+                f"| {labels.get(row.rule, row.rule)} | {row.runs} | {row.lost_mean:.2f} | "
+                f"{row.lost_worst:.2f} | {100 * row.saved_mean:.0f}% | {row.vs_end_mean:+.2f} | "
+                f"{wins} | {row.easy_fires}/{row.easy_runs} |"
+            )
+    return "\n".join(lines) + "\n"
