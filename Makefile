@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadgroup
 
 .PHONY: help venv run demo test test-fast lint bench bench-training bench-lightning bench-gpu \
-	calibrate figures results-quick results-paper results-paper-k stopping-runs null-table clean
+	calibrate figures results-quick results-paper results-paper-k stopping-runs stopping null-table clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ results-paper-k: $(STAMP)  ## NN1's table settings at K = 2 and 5, the paper's s
 
 stopping-runs: $(STAMP)  ## train and collect the stopping benchmark's suite (resumable, ~10 h on a CPU)
 	PY=$(PY) bash scripts/stopping_runs.sh
+
+stopping: $(STAMP)  ## the stopping benchmark's tables from the committed runs (results/stopping, ~1 min)
+	$(PY) scripts/stopping.py
 
 null-table: $(STAMP)  ## the null-statistic draws behind results/figures/null_statistic.png (~2 min)
 	$(PY) scripts/null_check.py --draws 50 --out results/null/null_statistic.csv

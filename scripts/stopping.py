@@ -2,8 +2,9 @@
 
 Replays every rule of ``htrain.stopping.RULES`` over the frozen suite ``htrain.stopping.SUITE``
 (what has been collected of it) and writes results/stopping/: runs.csv (one row per run),
-rules.csv (one row per rule and run), summary.md (per part and regime).  No training;
-byte-for-byte the same output from the same committed files.
+rules.csv (one row per rule and run), summary.md (per part and regime), sensitivity.csv and
+sensitivity.png (the bulk-growth rule's z against lost and saved, dev beside held-out).  No
+training; byte-for-byte the same output from the same committed files.
 """
 
 from __future__ import annotations
@@ -11,8 +12,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
+from htrain.figures import sensitivity_figure
 from htrain.io import write_atomically, write_text
-from htrain.stopping import benchmark, summary_markdown, summary_table
+from htrain.stopping import (
+    RULES,
+    load_suite,
+    rule_rows,
+    run_row,
+    sensitivity,
+    summary_markdown,
+    summary_table,
+)
 
 
 def main() -> None:
@@ -21,16 +33,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: RESULTS/stopping")
     args = parser.parse_args()
     out = args.out or args.results / "stopping"
-    runs, rules = benchmark(args.results)
-    if runs.empty:
+    full = load_suite(args.results)
+    if not full:
         raise SystemExit(f"error: no run of the suite is collected under {args.results}")
+    runs = pd.DataFrame([run_row(t) for t in full])
+    rules = pd.DataFrame([row for t in full for row in rule_rows(t, RULES)])
+    sensitivity_rows = sensitivity(rules, full)
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("runs", runs), ("rules", rules)):
+    tables = (("runs", runs), ("rules", rules), ("sensitivity", sensitivity_rows))
+    for name, frame in tables:
         write_atomically(
             out / f"{name}.csv",
             lambda tmp, frame=frame: frame.to_csv(tmp, index=False, float_format="%.6g"),
         )
     write_text(out / "summary.md", summary_markdown(summary_table(rules)))
+    figure = sensitivity_figure(sensitivity_rows)
+    write_atomically(
+        out / "sensitivity.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png")
+    )
     print(f"{len(runs)} runs, {len(rules)} rule rows -> {out}")
 
 

@@ -314,3 +314,22 @@ def compare_figure(outcomes: pd.DataFrame, rules: list[str]) -> Figure:
     axes[0].set_ylabel("test accuracy lost vs best epoch (points)")
     figure.suptitle("Stopping rules on the same runs: cost against savings", fontsize=10)
     return figure
+
+
+def sensitivity_figure(table: pd.DataFrame) -> Figure:
+    """The bulk-growth rule's z against mean lost (points) and mean saved, one line per part
+    and regime (``htrain.stopping.sensitivity``'s table)."""
+    figure = Figure(figsize=(9, 3.6), layout="tight")
+    lost_ax, saved_ax = figure.subplots(1, 2)
+    for (part, regime), rows in table.groupby(["part", "regime"], sort=False):
+        style = "-" if part == "dev" else "--"
+        label = f"{part}, {regime} data ({int(rows['runs'].max())} runs)"
+        lost_ax.plot(rows["z"], rows["lost_mean"], style, marker="o", label=label)
+        saved_ax.plot(rows["z"], 100 * rows["saved_mean"], style, marker="o", label=label)
+    for ax, ylabel in ((lost_ax, "mean lost vs best (points)"), (saved_ax, "epochs saved (%)")):
+        ax.set_xscale("symlog", linthresh=0.25)
+        ax.set_xlabel("z (growth threshold z / n)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    lost_ax.legend(fontsize=7)
+    return figure

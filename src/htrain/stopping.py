@@ -167,6 +167,7 @@ def _describe(row: pd.Series, source: Source) -> dict:
         "label_noise": float(value("data.label_noise") or 0.0),
         "val_fraction": None,  # set by load_source from the metrics
         "epochs": source.budget,
+        "n_per_class": int(value("data.n_per_class")),
         "regime": source.regime,
         "collection": source.collection,
     }
@@ -234,7 +235,8 @@ def load_source(results: Path, source: Source) -> list[Trajectory]:
     return trajectories
 
 
-TWIN_KEYS = ("family", "setting", "recipe", "seed", "label_noise", "epochs")
+# what a twin shares with its run (the run names differ: val_fraction is hashed)
+TWIN_KEYS = ("family", "setting", "recipe", "seed", "label_noise", "epochs", "n_per_class")
 
 
 def pair_twins(trajectories: list[Trajectory]) -> list[Trajectory]:
@@ -418,15 +420,45 @@ def rule_rows(t: Trajectory, rules=RULES) -> list[dict]:
     return rows
 
 
-def benchmark(results: Path, suite=SUITE, rules=RULES) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(runs, rules) tables over every suite run that has been collected."""
+def load_suite(results: Path, suite=SUITE) -> list[Trajectory]:
+    """Every collected run of the suite trained on the whole training set, twins attached."""
     trajectories = []
     for source in suite:
         trajectories += load_source(results, source)
-    full = pair_twins(trajectories)
+    return pair_twins(trajectories)
+
+
+def benchmark(results: Path, suite=SUITE, rules=RULES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, rules) tables over every suite run that has been collected."""
+    full = load_suite(results, suite)
     runs = pd.DataFrame([run_row(t) for t in full])
     rows = [row for t in full for row in rule_rows(t, rules)]
     return runs, pd.DataFrame(rows)
+
+
+Z_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def sensitivity(rules: pd.DataFrame, full: list[Trajectory], grid=Z_GRID) -> pd.DataFrame:
+    """The bulk-growth rule at each z of ``grid``: per part and regime, mean and worst lost
+    and mean saved (the parameter's sensitivity, dev and held-out side by side)."""
+    rows = []
+    for z in grid:
+        rule = BulkGrowth(z, name=f"bulk_growth_z{z:g}")
+        frame = pd.DataFrame([row for t in full for row in rule_rows(t, (rule,))])
+        for (part, regime), group in frame.groupby(["part", "regime"], sort=False):
+            rows.append(
+                {
+                    "z": z,
+                    "part": part,
+                    "regime": regime,
+                    "runs": len(group),
+                    "lost_mean": group["lost_vs_best"].mean(),
+                    "lost_worst": group["lost_vs_best"].max(),
+                    "saved_mean": group["saved"].mean(),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def summary_table(rules: pd.DataFrame, order=RULES) -> pd.DataFrame:
