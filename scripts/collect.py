@@ -26,6 +26,16 @@ from htrain.collect import (
 )
 from htrain.io import write_json
 
+# what a collection folder holds: replaced only when runs.csv shows that collect wrote them
+COLLECTION_FILES = (
+    "runs.csv",
+    "epochs.csv",
+    "problems.csv",
+    "spectral.parquet",
+    "esd.parquet",
+    "manifest.json",
+)
+
 
 def n_classes_option(text: str):
     if text in ("config", "auto"):
@@ -65,7 +75,14 @@ def main() -> None:
     out_dir = args.out or Path("results") / args.name
     if not runs_dir.is_dir():
         sys.exit(f"error: {runs_dir} is not a folder; run the sweep first or pass --runs")
-    if (out_dir / "runs.csv").exists() and not args.overwrite:
+    existing = [name for name in COLLECTION_FILES if (out_dir / name).exists()]
+    if existing and not (out_dir / "runs.csv").exists():
+        # files of these names that no collection of ours made (no runs.csv): never replaced
+        sys.exit(
+            f"error: {out_dir} holds {', '.join(existing)} but no runs.csv, so they are not a "
+            "collection this command wrote; choose another --out"
+        )
+    if existing and not args.overwrite:
         sys.exit(f"error: {out_dir} already holds collected tables; pass --overwrite or --out DIR")
     try:
         filters = parse_filters(args.esd)

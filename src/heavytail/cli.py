@@ -25,6 +25,11 @@ TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 SHOWN = ["name", "shape", "n", "ratio", "sigma2", "n_spikes", "s_hat", "threshold", "fires", "type"]
 
 
+# 2^26 entries: a 4096 x 16384 layer, a few seconds of eigenvalues on a laptop; beyond it
+# the analysis runs minutes to hours, so it is asked for explicitly
+MAX_ELEMENTS = 2**26
+
+
 class BadInput(ValueError):
     """A file or option the command cannot use; the message says what to do."""
 
@@ -58,8 +63,13 @@ def _load_torch(path: Path) -> dict:
 
 
 def _load_safetensors(path: Path) -> dict:
+    """Through torch when it is installed (numpy has no bfloat16, the usual Hugging Face
+    dtype), else through numpy."""
     try:
-        from safetensors.numpy import load_file
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            from safetensors.numpy import load_file
     except ImportError:
         raise BadInput(f"{path} is a safetensors file: pip install safetensors") from None
     try:
@@ -143,7 +153,48 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--conv", choices=["flatten", "slices"], default="flatten")
     analyse.add_argument("--csv", type=Path, help="write the table to this CSV file")
     analyse.add_argument("--plot", type=Path, metavar="DIR", help="one ESD figure per layer")
+    analyse.add_argument(
+        "--max-elements",
+        type=int,
+        default=MAX_ELEMENTS,
+        help=f"largest weight analysed, in entries (default {MAX_ELEMENTS:,})",
+    )
     return parser
+
+
+def printable(name: str) -> str:
+    """A layer name as it may be printed: control characters (terminal escape sequences in a
+    crafted file) shown escaped, not sent to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
+
+
+def checked_weights(weights: dict, max_elements: int) -> dict[str, np.ndarray]:
+    """Real floating-point matrices as float arrays, each checked before any copy: integer,
+    boolean and complex weights are refused (casting would analyse something else), and so is
+    a tensor over ``max_elements`` entries (a stride-0 tensor stores one number and expands
+    to any size)."""
+    arrays = {}
+    for name, weight in weights.items():
+        shape = tuple(int(d) for d in weight.shape)
+        elements = int(np.prod(shape, dtype=np.int64))
+        if elements > max_elements:
+            raise BadInput(
+                f"layer {printable(name)} has {elements:,} entries {shape}, over the limit of "
+                f"{max_elements:,}; pass --max-elements {elements} to analyse it anyway"
+            )
+        dtype = weight.dtype
+        floating = (
+            dtype.is_floating_point and not dtype.is_complex
+            if hasattr(dtype, "is_floating_point")
+            else np.issubdtype(dtype, np.floating)
+        )
+        if not floating:
+            raise BadInput(
+                f"layer {printable(name)} has {dtype} weights; only real floating-point "
+                "weights have a spectrum to compare with MP (pass --layers to leave it out)"
+            )
+        arrays[name] = np.asarray(_as_numpy(weight))
+    return arrays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.n_classes is not None and args.n_classes < 1:
             raise BadInput(f"--n-classes must be at least 1, got {args.n_classes}")
+        if not (np.isfinite(args.C) and args.C > 0):
+            raise BadInput(f"--C must be a positive number, got {args.C}")
+        if args.max_elements < 1:
+            raise BadInput(f"--max-elements must be positive, got {args.max_elements}")
         weights = load_weights(args.path)
-        numpy_weights = {name: np.asarray(_as_numpy(w)) for name, w in weights.items()}
+        if args.layers:
+            unknown = [layer for layer in args.layers if layer not in weights]
+            if unknown:
+                raise BadInput(
+                    f"--layers {', '.join(map(printable, unknown))} not in the file; it has "
+                    f"{', '.join(map(printable, weights))}"
+                )
+            weights = {name: weights[name] for name in args.layers}
+        numpy_weights = checked_weights(weights, args.max_elements)
         table = analyze(
             numpy_weights,
             layers=args.layers,
@@ -161,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold,
             n_classes=args.n_classes,
         )
+        shown = table[[*SHOWN, "skipped"]].assign(name=table["name"].map(printable))
         with pd.option_context("display.width", 160, "display.max_columns", 20):
-            print(table[[*SHOWN, "skipped"]].to_string(index=False))
+            print(shown.to_string(index=False))
         if args.csv:
             args.csv.parent.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.csv, index=False)

@@ -184,14 +184,46 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only: a batch file is data, and a pickle
+    that names any other callable (os.system, a __reduce__ payload) is refused before it
+    runs.  The allowed names are what numpy arrays and Python 2 strings unpickle through."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which is not array data")
+        return super().find_class(module, name)
+
+
 def read_cifar10_batches(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The standard CIFAR-10 python batches: pickled dicts with b"data" (N x 3072 uint8,
     channel-major) and b"labels".  Read here rather than by torchvision, whose reader
-    insists on the official checksums and so cannot be exercised on small test files."""
+    insists on the official checksums and so cannot be exercised on small test files; read
+    with ``_ArrayUnpickler``, so a tampered file in a shared data folder runs no code."""
 
     def read(name: str) -> tuple[np.ndarray, np.ndarray]:
         with open(folder / name, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
+            try:
+                batch = _ArrayUnpickler(handle, encoding="bytes").load()
+            except (pickle.UnpicklingError, EOFError, AttributeError, TypeError) as error:
+                raise ValueError(
+                    f"{folder / name} is not a CIFAR-10 batch ({_first_line(error)}); delete "
+                    f"{folder} and download the data again"
+                ) from None
+        if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+            raise ValueError(f"{folder / name} is not a CIFAR-10 batch (no data and labels)")
         return batch[b"data"].reshape(-1, 3, 32, 32), np.asarray(batch[b"labels"])
 
     train = [read(name) for name in CIFAR10_FILES[:-1]]

@@ -138,7 +138,11 @@ def set_aside(folder: str | Path, names: list[str], stamp: str) -> Path | None:
     if not present:
         return None
     target = folder / f"replaced-{stamp}"
-    target.mkdir(exist_ok=True)
+    suffix = 1
+    while target.exists():  # two restarts within one second: a folder each
+        suffix += 1
+        target = folder / f"replaced-{stamp}-{suffix}"
+    target.mkdir()
     for name in present:
         os.replace(folder / name, target / name)
     return target

@@ -32,7 +32,15 @@ from htrain.gradstats import GradientNoise
 from htrain.io import write_atomically, write_bytes, write_json, write_text
 from htrain.models import build_model, check_layers
 from htrain.replay import Analysis, analyse_epoch, replay
-from htrain.rundir import RunLock, checkpoint_payload, load_checkpoint, set_aside
+from htrain.rundir import (
+    RESTART_HINT,
+    BadCheckpoint,
+    RunLock,
+    _first_line,
+    checkpoint_payload,
+    load_checkpoint,
+    set_aside,
+)
 from htrain.runfiles import RUN_FILES
 from htrain.spectra import eigenvalues_of
 
@@ -234,6 +242,39 @@ def _restore(payload: dict, shapes: dict[str, tuple[int, ...]], analysis: Analys
     )
 
 
+RUN_STATUSES = ("running", "finished", "stopped", "diverged")
+
+
+def _check_saved_state(payload: dict, path: Path, config: TrainConfig, shapes: dict) -> None:
+    """A checkpoint that decodes but does not fit this run (an epoch past the run's end, an
+    unknown status, a history that disagrees with its epoch, eigenvalues of other layers or
+    shapes) is refused in one line, before anything is restored."""
+
+    def refuse(what: str) -> None:
+        raise BadCheckpoint(f"{path} does not fit this run: {what}; {RESTART_HINT}")
+
+    state = payload["state"]
+    if not isinstance(state, dict):
+        refuse("its state is not a mapping")
+    epoch, status = state.get("epoch"), state.get("status")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not -1 <= epoch <= config.epochs:
+        refuse(f"saved epoch {epoch!r} is outside 0..{config.epochs}")
+    if status not in RUN_STATUSES:
+        refuse(f"unknown status {status!r}")
+    metrics = state.get("metrics")
+    if not isinstance(metrics, list) or len(metrics) != epoch + 1:
+        rows = len(metrics) if isinstance(metrics, list) else "no"
+        refuse(f"{rows} metric rows for epoch {epoch}")
+    if [row.get("epoch") if isinstance(row, dict) else None for row in metrics] != list(
+        range(epoch + 1)
+    ):
+        refuse("its metric rows are not epochs 0, 1, 2, ...")
+    for key, values in payload.get("eigenvalues", {}).items():
+        layer = key.rsplit("/", 1)[0]
+        if layer not in shapes or tuple(values.shape) != (min(shapes[layer]),):
+            refuse(f"eigenvalues {key!r} do not belong to a monitored layer of this model")
+
+
 def _esd_figure(out: Path, state: RunState, config: TrainConfig) -> None:
     from matplotlib.figure import Figure
 
@@ -308,8 +349,16 @@ class RunRecorder:
         None when it starts; the recorded history is restored into ``self.state``."""
         if not (self.out / "checkpoint.pt").exists():
             return None
-        payload = load_checkpoint(self.out / "checkpoint.pt", map_location=device)
-        self.state = _restore(payload, shapes, self.analysis)
+        path = self.out / "checkpoint.pt"
+        payload = load_checkpoint(path, map_location=device)
+        _check_saved_state(payload, path, self.config, shapes)
+        try:
+            self.state = _restore(payload, shapes, self.analysis)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise BadCheckpoint(
+                f"{path} has a state that cannot be restored ({type(error).__name__}: "
+                f"{error}); {RESTART_HINT}"
+            ) from None
         if self.state.status == "finished" and self.state.epoch < self.config.epochs:
             self.state.status = "running"  # the same folder asked for more epochs
         return payload
@@ -513,10 +562,16 @@ def run_training(
         if payload is not None:
             if not recorder.running:  # ended before its summary was written (killed between)
                 return recorder.finish()
-            model.load_state_dict(payload["model"])
-            optimizer.load_state_dict(payload["optimizer"])
-            generator.set_state(payload["generator"].cpu())
-            torch.set_rng_state(payload["torch_rng"].cpu())
+            try:
+                model.load_state_dict(payload["model"])
+                optimizer.load_state_dict(payload["optimizer"])
+                generator.set_state(payload["generator"].cpu())
+                torch.set_rng_state(payload["torch_rng"].cpu())
+            except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
+                raise BadCheckpoint(
+                    f"{recorder.out / 'checkpoint.pt'} does not fit this model "
+                    f"({_first_line(error)}); {RESTART_HINT}"
+                ) from None
         x_train, y_train = data.x_train.to(device), data.y_train.to(device)
         x_test, y_test = data.x_test.to(device), data.y_test.to(device)
         x_val = data.x_val.to(device) if data.x_val is not None else None

@@ -1,0 +1,164 @@
+"""Hardening, second round: no code from data files, no overwritten user files, bounded work
+on hostile input, one-line errors.  Each test reproduces a fault found by trying."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_cifar10
+from helpers import ROOT
+from test_hardening import train, unfinished_run
+
+from heavytail.cli import main as cli_main
+from htrain import data as datasets
+from htrain.rundir import BadCheckpoint, set_aside
+
+
+class _Payload:
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cifar_batch_holding_a_pickle_payload_runs_nothing(tmp_path):
+    write_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    with open(batch, "wb") as handle:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0]}, handle)
+    with pytest.raises(ValueError, match=r"data_batch_3 is not a CIFAR-10 batch .*posix\.system"):
+        datasets.load_cifar10(tmp_path, download=False, size=28)
+    assert not marker.exists()
+    batch.write_bytes(b"\x80\x04garbage")  # and a corrupt one is one line too
+    with pytest.raises(ValueError, match="is not a CIFAR-10 batch"):
+        datasets.load_cifar10(tmp_path, download=False, size=28)
+
+
+def test_collect_never_replaces_files_that_are_not_a_collection(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "epochs.csv").write_text("my own notes\n")
+    (out / "esd.parquet").mkdir()
+    (tmp_path / "runs").mkdir()
+    for extra in ([], ["--overwrite"]):
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "collect.py"),
+                "x",
+                "--runs",
+                str(tmp_path / "runs"),
+                "--out",
+                str(out),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert done.returncode != 0 and "no runs.csv" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert (out / "epochs.csv").read_text() == "my own notes\n" and (out / "esd.parquet").is_dir()
+
+
+def test_two_restarts_within_one_second_keep_both_earlier_attempts(tmp_path):
+    for attempt in ("first", "second"):
+        (tmp_path / "metrics.csv").write_text(attempt)
+        set_aside(tmp_path, ["metrics.csv"], "20261130T120000")
+    kept = sorted(p.read_text() for p in tmp_path.glob("replaced-*/metrics.csv"))
+    assert kept == ["first", "second"]
+
+
+def analyze(path, *options, capsys):
+    code = cli_main(["analyze", str(path), *options])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (torch.ones(64, 32, dtype=torch.int8), "torch.int8 weights"),
+        (torch.ones(64, 32, dtype=torch.bool), "torch.bool weights"),
+        (torch.ones(64, 32, dtype=torch.complex64), "torch.complex64 weights"),
+    ],
+)
+def test_analyze_refuses_weights_that_have_no_real_spectrum(tmp_path, capsys, tensor, message):
+    torch.save({"fc.weight": tensor}, tmp_path / "w.pt")
+    code, _, err = analyze(tmp_path / "w.pt", capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_analyze_checks_the_size_before_any_copy(tmp_path, capsys):
+    # one stored number, 40000 x 40000 entries once expanded: refused at once
+    torch.save({"fc.weight": torch.zeros(1).expand(40000, 40000)}, tmp_path / "big.pt")
+    assert (tmp_path / "big.pt").stat().st_size < 4000
+    code, _, err = analyze(tmp_path / "big.pt", capsys=capsys)
+    assert code == 2 and "--max-elements 1600000000" in err
+    code, _, err = analyze(tmp_path / "big.pt", "--C", "nan", capsys=capsys)
+    assert code == 2 and "--C must be a positive number" in err
+
+
+def test_analyze_reads_bfloat16_safetensors_and_prints_control_characters_escaped(tmp_path, capsys):
+    safetensors = pytest.importorskip("safetensors.torch")
+    weight = torch.randn(64, 128).to(torch.bfloat16)
+    safetensors.save_file({"\x1b[31mevil.weight": weight}, str(tmp_path / "m.safetensors"))
+    code, out, err = analyze(tmp_path / "m.safetensors", capsys=capsys)
+    assert code == 0, err
+    assert "\x1b" not in out and "\\x1b[31mevil" in out
+
+
+def tamper(run, **changes):
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    state = json.loads(payload["state"])
+    state.update(changes)
+    payload["state"] = json.dumps(state)
+    torch.save(payload, run / "checkpoint.pt")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"epoch": 10**9}, "saved epoch 1000000000 is outside"),
+        ({"status": "weird"}, "unknown status 'weird'"),
+        ({"metrics": []}, "0 metric rows for epoch"),
+    ],
+)
+def test_a_checkpoint_that_does_not_fit_the_run_is_refused_in_one_line(tmp_path, changes, message):
+    run = tmp_path / "run"
+    unfinished_run(run)
+    tamper(run, **changes)
+    with pytest.raises(BadCheckpoint, match=rf"{message}.*train\.restart=true") as caught:
+        train(run)
+    assert len(str(caught.value).splitlines()) == 1
+    assert not (run / "done").exists()
+
+
+def test_a_checkpoint_with_tensors_of_another_model_is_refused_in_one_line(tmp_path):
+    run = tmp_path / "run"
+    unfinished_run(run)
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    state = json.loads(payload["state"])  # a run killed after epoch 2 of 3
+    state.update(status="running", epoch=2, metrics=state["metrics"][:3])
+    payload["state"] = json.dumps(state)
+    payload["model"] = {"fc1.weight": torch.zeros(3, 3)}
+    torch.save(payload, run / "checkpoint.pt")
+    with pytest.raises(BadCheckpoint, match=r"does not fit this model.*train\.restart=true"):
+        train(run)
+
+
+def test_the_evidence_based_criterion_is_logged_and_changes_no_number(tmp_path):
+    with_stats = train(tmp_path / "a", "train.grad_stats=4")
+    without = train(tmp_path / "b", "train.grad_stats=0")
+    assert with_stats["final_test_acc"] == without["final_test_acc"]
+    import pandas as pd
+
+    metrics = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert metrics["eb_criterion"].iloc[1:].notna().all() and np.isnan(metrics["eb_criterion"][0])
