@@ -162,3 +162,28 @@ def test_the_evidence_based_criterion_is_logged_and_changes_no_number(tmp_path):
 
     metrics = pd.read_csv(tmp_path / "a" / "metrics.csv")
     assert metrics["eb_criterion"].iloc[1:].notna().all() and np.isnan(metrics["eb_criterion"][0])
+
+
+def test_the_callback_records_a_collapsed_layer_and_skips_one_output_heads():
+    from heavytail import SpectralEarlyStopping
+
+    model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.Linear(30, 1))
+    with torch.no_grad():
+        model[0].weight.zero_()
+    stopper = SpectralEarlyStopping(n_classes=2)
+    assert not stopper.step(model, 1)  # no crash on the all-zero layer, nothing fires
+    assert stopper.layers == ["0"]  # the 1-output head has no spectrum: left out
+    assert np.isnan(stopper.history[-1]["s_hat"])
+    with pytest.raises(ValueError, match="whole number"):
+        SpectralEarlyStopping(n_classes=2.7)
+
+
+def test_a_lightning_state_for_other_layers_is_refused_in_one_line():
+    pytest.importorskip("lightning")
+    from heavytail.integrations.lightning import SpectralMonitor
+
+    saved = SpectralMonitor(layers=["fc1"]).state_dict()
+    with pytest.raises(ValueError, match=r"cannot restore.*monitors \['fc1'\]"):
+        SpectralMonitor(layers=["fc2"]).load_state_dict(saved)
+    with pytest.raises(ValueError, match="cannot restore the saved state"):
+        SpectralMonitor(layers=["fc1"]).load_state_dict({"layers": ["fc1"]})

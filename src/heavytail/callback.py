@@ -90,8 +90,10 @@ class SpectralEarlyStopping:
             raise ValueError(f"patience must be at least 1, got {patience!r}")
         if not C > 0:
             raise ValueError(f"C must be a positive number, got {C!r}")
-        if n_classes is not None and int(n_classes) < 1:
-            raise ValueError(f"n_classes must be a positive number of classes, got {n_classes!r}")
+        if n_classes is not None and (
+            isinstance(n_classes, bool) or int(n_classes) != n_classes or int(n_classes) < 1
+        ):
+            raise ValueError(f"n_classes must be a positive whole number, got {n_classes!r}")
         if rule not in STOP_RULES:
             raise ValueError(f"rule must be one of {STOP_RULES}, got {rule!r}")
         if rule == "bulk_growth" and n_classes is None:
@@ -172,10 +174,12 @@ class SpectralEarlyStopping:
 
         available = weight_layers(model)
         if self.layers is None:
+            # a layer with a single row or column (a 1-output head) has no spectrum to fit
             self.layers = [
                 name
-                for name, (kind, _) in available.items()
+                for name, (kind, weight) in available.items()
                 if kind in ("Linear", "Conv2d", "matrix", "conv")
+                and min(matrix_shape(tuple(weight.shape), self.conv)) >= 2
             ]
         missing = [name for name in self.layers if name not in available]
         if missing:
@@ -185,13 +189,18 @@ class SpectralEarlyStopping:
         for name in self.layers:
             weight = available[name][1]
             n, big_n = matrix_shape(tuple(weight.shape), self.conv)
-            results[name] = spectral_distance(
-                esd(weight, conv=self.conv),
-                C=self.C,
-                threshold=self.threshold,
-                ratio=n / big_n,
-                n_classes=self.n_classes,
-            )
+            try:
+                results[name] = spectral_distance(
+                    esd(weight, conv=self.conv),
+                    C=self.C,
+                    threshold=self.threshold,
+                    ratio=n / big_n,
+                    n_classes=self.n_classes,
+                )
+            except ValueError:
+                # NaN weights, a collapsed (all-zero) layer: no spectrum, recorded as not
+                # firing (``observe``), as a NaN one is
+                results[name] = None
         stopped_before = self.should_stop
         stop = self.observe(epoch, results)
         if snapshot is not None:

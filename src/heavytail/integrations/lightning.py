@@ -195,5 +195,18 @@ class SpectralMonitor(pl.Callback):
         return {"layers": self.layers, "stopper": self.stopper.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.layers = state_dict["layers"]
-        self.stopper.load_state_dict(state_dict["stopper"])
+        """The monitor's state from a Lightning checkpoint; a state saved for other layers
+        (or tampered with) is refused in one line rather than silently switching stopping
+        off."""
+        try:
+            layers = state_dict["layers"]
+            stopper = state_dict["stopper"]
+            if self.layers is not None and list(layers) != list(self.layers):
+                raise ValueError(
+                    f"it monitors {layers}, this monitor {self.layers}; resume with the same "
+                    "layers or start the monitor afresh"
+                )
+            self.stopper.load_state_dict(stopper)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"SpectralMonitor: cannot restore the saved state: {error}") from None
+        self.layers = list(layers)
