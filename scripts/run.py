@@ -55,6 +55,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: {error}")  # before any training: one line that says what to fix
     try:
         summary = run_experiment(cfg, out_dir, HydraConfig.get().runtime.choices, config, data)
+    except KeyboardInterrupt:
+        sys.exit(
+            f"interrupted: {out_dir} keeps every epoch saved so far; the same command resumes it"
+        )
     except (ValueError, RunInUse, BadCheckpoint) as error:
         sys.exit(f"error: {error}")
     except OSError as error:  # read-only folder, full disk: nothing half-written (atomic files)

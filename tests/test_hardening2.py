@@ -187,3 +187,37 @@ def test_a_lightning_state_for_other_layers_is_refused_in_one_line():
         SpectralMonitor(layers=["fc2"]).load_state_dict(saved)
     with pytest.raises(ValueError, match="cannot restore the saved state"):
         SpectralMonitor(layers=["fc1"]).load_state_dict({"layers": ["fc1"]})
+
+
+def test_a_done_run_with_an_empty_summary_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    train(run)
+    (run / "summary.json").write_text("")
+    with pytest.raises(BadCheckpoint, match=r"summary.json is missing or damaged.*restart=true"):
+        train(run)
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+
+    from helpers import run_command
+
+    command = run_command(
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "profile=smoke",
+        "data.n_per_class=400",
+        "train.epochs=200",
+    )
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "run" / "checkpoint.pt").exists():
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert err.strip().splitlines()[-1].startswith("interrupted:"), err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2, err

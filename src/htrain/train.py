@@ -342,7 +342,18 @@ class RunRecorder:
         self.primary = self.config.stop.name
 
     def summary(self) -> dict:
-        return json.loads((self.out / "summary.json").read_text())
+        """summary.json of a finished run; a missing or damaged one (a done marker beside an
+        empty file) is rewritten from the checkpoint when there is one, else BadCheckpoint."""
+        path = self.out / "summary.json"
+        try:
+            summary = json.loads(path.read_text())
+            if isinstance(summary, dict) and "status" in summary:
+                return summary
+        except (OSError, ValueError):
+            pass
+        raise BadCheckpoint(
+            f"{path} is missing or damaged although the run is marked done; {RESTART_HINT}"
+        )
 
     def load(self, device, shapes: dict[str, tuple[int, ...]]) -> dict | None:
         """The checkpoint's payload (model, optimiser and RNG states) when the run resumes,
