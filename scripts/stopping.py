@@ -2,9 +2,10 @@
 
 Replays every rule of ``htrain.stopping.RULES`` over the frozen suite ``htrain.stopping.SUITE``
 (what has been collected of it) and writes results/stopping/: runs.csv (one row per run),
-rules.csv (one row per rule and run), summary.md (per part and regime), sensitivity.csv and
-sensitivity.png (the bulk-growth rule's z against lost and saved, dev beside held-out).  No
-training; byte-for-byte the same output from the same committed files.
+rules.csv (one row per rule and run), summary.md (per part and regime), headline.md (the
+README's table), sensitivity.csv and sensitivity.png (the bulk-growth rule's z against lost
+and saved, dev beside held-out).  No training; byte-for-byte the same output from the same
+committed files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from htrain.figures import sensitivity_figure
 from htrain.io import write_atomically, write_text
 from htrain.stopping import (
     RULES,
+    headline_markdown,
     load_suite,
     rule_rows,
     run_row,
@@ -46,7 +48,9 @@ def main() -> None:
             out / f"{name}.csv",
             lambda tmp, frame=frame: frame.to_csv(tmp, index=False, float_format="%.6g"),
         )
-    write_text(out / "summary.md", summary_markdown(summary_table(rules)))
+    summary = summary_table(rules)
+    write_text(out / "summary.md", summary_markdown(summary))
+    write_text(out / "headline.md", headline_markdown(summary))
     figure = sensitivity_figure(sensitivity_rows)
     write_atomically(
         out / "sensitivity.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png")

@@ -516,3 +516,39 @@ def summary_markdown(table: pd.DataFrame, order=RULES) -> str:
                 f"{wins} | {row.easy_fires}/{row.easy_runs} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def headline_markdown(table: pd.DataFrame, part: str = "held-out", order=RULES) -> str:
+    """The README's table: each rule on one part, large and small data side by side."""
+    labels = {rule.name: rule.label for rule in order}
+    rows = table[table["part"] == part]
+    large = rows[rows["regime"] == "large"].set_index("rule")
+    small = rows[rows["regime"] == "small"].set_index("rule")
+
+    def cell(frame, rule, with_saved=True):
+        if rule not in frame.index:
+            return "-"
+        row = frame.loc[rule]
+        text = f"{row['lost_mean']:.2f} / {row['lost_worst']:.2f}"
+        return f"{text} / {100 * row['saved_mean']:.0f}%" if with_saved else text
+
+    def wins(rule):
+        total = sum(int(f.loc[rule, "twins"]) for f in (large, small) if rule in f.index)
+        won = sum(int(f.loc[rule, "wins_vs_p10"]) for f in (large, small) if rule in f.index)
+        return f"{won}/{total}" if total else "-"
+
+    runs = {
+        name: int(f["runs"].max()) if not f.empty else 0 for name, f in (("l", large), ("s", small))
+    }
+    lines = [
+        f"| rule ({part}) | large data ({runs['l']} runs): lost mean / worst / saved | "
+        f"small data ({runs['s']} runs): lost mean / worst | wins vs validation p10 |",
+        "|---|---|---|---|",
+    ]
+    for rule in order:
+        if rule.name in large.index or rule.name in small.index:
+            lines.append(
+                f"| {labels[rule.name]} | {cell(large, rule.name)} | "
+                f"{cell(small, rule.name, with_saved=False)} | {wins(rule.name)} |"
+            )
+    return "\n".join(lines) + "\n"
