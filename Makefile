@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadgroup
 
 .PHONY: help venv run demo test test-fast lint bench bench-training bench-lightning bench-gpu \
-	calibrate figures results-quick results-paper results-paper-k stopping-runs stopping null-table clean
+	calibrate figures results-quick results-paper results-paper-k stopping-runs stopping results-real null-table clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ stopping-runs: $(STAMP)  ## train and collect the stopping benchmark's suite (re
 
 stopping: $(STAMP)  ## the stopping benchmark's tables from the committed runs (results/stopping, ~1 min)
 	$(PY) scripts/stopping.py
+
+results-real: $(STAMP)  ## the paper's real-data grid and its table (downloads MNIST, CIFAR-10; GPU hours)
+	PY=$(PY) bash scripts/real_results.sh
 
 null-table: $(STAMP)  ## the null-statistic draws behind results/figures/null_statistic.png (~2 min)
 	$(PY) scripts/null_check.py --draws 50 --out results/null/null_statistic.csv

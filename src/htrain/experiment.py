@@ -139,9 +139,7 @@ def train_config(cfg):
         spectra_every=_number(cfg.spectra.every, "spectra.every", integer=True, low=1),
         device=str(cfg.train.device),
         n_classes=num_classes(cfg) if setting == "auto" else setting,
-        grad_stats=_number(
-            cfg.train.get("grad_stats", 4), "train.grad_stats", integer=True, low=0
-        ),
+        grad_stats=_number(cfg.train.get("grad_stats", 4), "train.grad_stats", integer=True, low=0),
     )
     config.check()
     return config

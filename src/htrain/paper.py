@@ -57,3 +57,46 @@ def paper_rows(panel: str) -> list[PaperRow]:
 def format_fire(fire: tuple[int, float] | None) -> str:
     """The paper's cell format, "epoch : accuracy%", or "-" when the rule never fired."""
     return "-" if fire is None else f"{fire[0]} : {fire[1]:.2f}%"
+
+
+@dataclass(frozen=True)
+class RealRow:
+    """A row of the paper's real-data early-stopping table (docs/paper.md section 4): C = 0.4
+    fires on FC1 and FC2 as (epoch, test accuracy %) or None, and the final accuracy (None
+    where training exploded: the paper reports 10%)."""
+
+    data: str  # mnist | cifar10
+    model: str  # lenet | minialexnet
+    batch_size: int
+    fc1: tuple[int, float] | None
+    fc2: tuple[int, float] | None
+    final_acc: float | None
+
+
+REAL = (
+    RealRow("mnist", "lenet", 16, None, (16, 99.08), 99.17),
+    RealRow("mnist", "lenet", 256, None, None, 98.96),
+    RealRow("cifar10", "lenet", 16, (24, 61.37), (8, 61.62), 64.99),
+    RealRow("cifar10", "lenet", 256, None, (84, 54.23), 60.49),
+    RealRow("mnist", "minialexnet", 16, (4, 99.23), None, 99.49),
+    RealRow("mnist", "minialexnet", 256, None, None, 99.31),
+    RealRow("cifar10", "minialexnet", 16, (3, 69.05), (9, 72.02), None),  # exploded: 10%
+    RealRow("cifar10", "minialexnet", 64, (5, 71.61), (28, 76.35), 77.94),
+    RealRow("cifar10", "minialexnet", 256, (24, 75.70), None, 75.93),
+)
+# the paper's final accuracy (%) and spectrum type per data set and network, all batch sizes
+# (docs/paper.md section 4: MNIST about 99% and LT/BT for the three networks; CIFAR-10 HT)
+REAL_FINAL = {
+    ("mnist", "lenet"): (99.0, "LT/BT"),
+    ("mnist", "minialexnet"): (99.0, "LT/BT"),
+    ("mnist", "vgg11"): (99.0, "LT/BT"),
+    ("cifar10", "lenet"): (64.0, "HT"),
+    ("cifar10", "minialexnet"): (76.0, "HT"),
+    ("cifar10", "vgg11"): (81.0, "HT"),
+}
+
+
+def real_row(data: str, model: str, batch_size: int) -> RealRow | None:
+    return next(
+        (r for r in REAL if (r.data, r.model, r.batch_size) == (data, model, batch_size)), None
+    )

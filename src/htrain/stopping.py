@@ -141,8 +141,8 @@ def _describe(row: pd.Series, source: Source) -> dict:
         return None if item is None or (isinstance(item, float) and math.isnan(item)) else item
 
     model, kind = value("model.name"), value("data.kind")
-    if source.family == "mnist1d":
-        setting = f"mnist1d {model}"
+    if value("data.name") != "gmm":
+        setting = f"{value('data.name')} {model}"
     else:
         parameter = f"delta {value('data.delta'):g}" if kind == "d1" else f"t {value('data.t'):g}"
         setting = f"{model}_{kind} {parameter} K={int(value('data.K'))}"
@@ -167,15 +167,19 @@ def _describe(row: pd.Series, source: Source) -> dict:
         "label_noise": float(value("data.label_noise") or 0.0),
         "val_fraction": None,  # set by load_source from the metrics
         "epochs": source.budget,
-        "n_per_class": int(value("data.n_per_class")),
+        "n_per_class": None
+        if value("data.n_per_class") is None
+        else int(value("data.n_per_class")),
         "regime": source.regime,
         "collection": source.collection,
     }
 
 
-def _training_size(row: pd.Series, metrics: pd.DataFrame, n_classes: int) -> int:
+def _training_size(row: pd.Series, metrics: pd.DataFrame, n_classes: int) -> int | None:
     """Training samples: n_per_class x K, less the validation share of a twin (0.1: every
-    twin of the suite holds out 10%)."""
+    twin of the suite holds out 10%); None for a whole real data set (not in the tables)."""
+    if pd.isna(row.get("data.n_per_class")):
+        return None
     total = int(row["data.n_per_class"]) * n_classes
     has_val = "val_loss" in metrics and metrics["val_loss"].notna().any()
     return total - round(0.1 * total) if has_val else total
