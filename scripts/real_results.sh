@@ -17,6 +17,12 @@ RESULTS=${RESULTS:-results}
 LAUNCHER=${LAUNCHER:-local}
 launch=()
 [ "$LAUNCHER" = basic ] || launch=("launcher=$LAUNCHER")
+# the downloads once, before the parallel jobs (two jobs downloading into one folder race);
+# DOWNLOAD=0 when the files are already in place
+if [ "${DOWNLOAD:-1}" = 1 ]; then
+  $PY -c "import sys; from htrain.data import load_cifar10, load_mnist
+load_mnist(sys.argv[1], True, 28); load_cifar10(sys.argv[1], True, 32)" "${HEAVYTAIL_DATA:-data}"
+fi
 $PY scripts/run.py sweep=real "profile=$PROFILE" "${launch[@]}" train.progress=false \
   "paths.output_dir=$RUNS" "$@"
 # every eigenvalue kept: any rule can be replayed later

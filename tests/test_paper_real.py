@@ -32,6 +32,7 @@ def test_the_real_data_command_runs_end_to_end_on_tiny_files(tmp_path):
         "PY": sys.executable,
         "PROFILE": "smoke",
         "LAUNCHER": "basic",
+        "DOWNLOAD": "0",
         "HEAVYTAIL_RUNS": str(tmp_path / "runs"),
         "HEAVYTAIL_DATA": str(data),
         "RESULTS": str(tmp_path / "results"),
