@@ -221,3 +221,81 @@ def test_ctrl_c_is_one_line_and_the_run_resumes(tmp_path):
     assert process.returncode != 0
     assert err.strip().splitlines()[-1].startswith("interrupted:"), err
     assert len([line for line in err.splitlines() if line.strip()]) <= 2, err
+
+
+def test_a_run_refuses_a_folder_holding_files_it_did_not_write(tmp_path):
+    from helpers import train_in_process
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("my: own notes\n")
+    (folder / "metrics.csv").write_text("mine\n")
+    with pytest.raises(ValueError, match=r"holds config.yaml, metrics.csv, which this run did"):
+        train_in_process(folder, "profile=smoke")
+    assert (folder / "config.yaml").read_text() == "my: own notes\n"
+    assert (folder / "metrics.csv").read_text() == "mine\n"
+
+
+def test_stale_temporary_files_of_killed_saves_are_removed_on_resume(tmp_path):
+    run = tmp_path / "run"
+    unfinished_run(run)
+    stale = run / ".metrics.csv.k2j3.tmp"
+    stale.write_text("half")
+    train(run)
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("data.n_per_class=1", "data.K=2", "data.val_fraction=0.9"), "leaves no training sample"),
+        (("data.n_per_class=10000000",), "GiB for the data alone"),
+        (("optim.lr=1e39",), "optim.lr must be at most 1e+30"),
+    ],
+)
+def test_values_that_would_fail_late_are_refused_in_one_line(tmp_path, overrides, message):
+    from helpers import error_line
+
+    line = error_line(tmp_path / "run", "profile=smoke", *overrides)
+    assert message in line and "\n" not in line
+
+
+def test_damaged_mnist_files_and_too_long_folder_names_are_one_line(tmp_path):
+    from conftest import write_mnist
+
+    from htrain.experiment import unwritable_reason
+
+    write_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    raw.write_bytes(raw.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"damaged .*download again"):
+        datasets.load_mnist(tmp_path, download=False, size=28)
+    assert "over 255 bytes" in unwritable_reason(tmp_path / ("x" * 300) / "runs")
+
+
+def test_collect_reads_only_bounded_regular_files_and_survives_bad_names(tmp_path):
+    import shutil
+
+    from helpers import train_in_process
+
+    from htrain.collect import collect
+
+    runs = tmp_path / "runs"
+    train_in_process(runs / "good", "profile=smoke", "train.epochs=2")
+    for name in ("fifo", "bomb", "zero"):
+        shutil.copytree(runs / "good", runs / name)
+    (runs / "fifo" / "config.yaml").unlink()
+    os.mkfifo(runs / "fifo" / "config.yaml")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    (runs / "bomb" / "config.yaml").write_text(bomb + "data: {}\nmodel: {}\n")
+    (runs / "zero" / "metrics.csv").unlink()
+    (runs / "zero" / "metrics.csv").symlink_to("/dev/zero")
+    bad_name = os.fsdecode(b"bad\xff")
+    shutil.copytree(runs / "good", runs / bad_name)
+    tables, _ = collect(runs)
+    assert list(tables["runs"]["run"]) == ["good"]
+    problems = dict(zip(tables["problems"]["run"], tables["problems"]["problem"], strict=True))
+    assert "not a regular file" in problems["fifo"]
+    assert "aliases are not allowed" in problems["bomb"]
+    assert "not a regular file" in problems["zero"]
+    assert any("not valid UTF-8" in problem for problem in problems.values())

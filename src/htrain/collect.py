@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,8 +100,44 @@ def analysis_of(config: dict, n_classes: str | int | None = "config") -> Analysi
     )
 
 
+# the largest file of each kind collect reads (a run of the paper's scale writes a few MB);
+# a larger one is a problem of that folder, not a reason to read gigabytes
+SIZE_LIMITS = {
+    "config.yaml": 1 << 20,
+    "summary.json": 1 << 20,
+    "metrics.csv": 256 << 20,
+    "spectral.csv": 256 << 20,
+    "eigenvalues.npz": 8 << 30,
+}
+
+
+def checked_file(path: Path) -> Path:
+    """``path`` if it is a regular file (a symlink to one is followed) within its size limit;
+    otherwise RunProblem: a FIFO would block forever, /dev/zero behind a link never ends."""
+    try:
+        info = path.stat()
+    except OSError as error:
+        raise RunProblem(f"{path.name} unreadable: {error.strerror or error}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RunProblem(f"{path.name} is not a regular file (a pipe, device or folder)")
+    limit = SIZE_LIMITS.get(path.name)
+    if limit is not None and info.st_size > limit:
+        raise RunProblem(f"{path.name} is {info.st_size:,} bytes, over the {limit:,} a run writes")
+    return path
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a run's config.yaml never has one, and a few nested aliases
+    expand to gigabytes (the "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not allowed in a run's config.yaml")
+        return super().compose_node(parent, index)
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
-    text = path.read_text()
+    text = checked_file(path).read_text()
     if not text.endswith("\n"):
         raise RunProblem(f"{path.name} is truncated (its last line is cut off)")
     return pd.read_csv(path)
@@ -146,7 +183,7 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
     with the reason when the folder is incomplete or any file is malformed.  ``partial``:
     an unfinished run is read up to its last saved epoch (status "partial")."""
     try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        config = yaml.load(checked_file(run_dir / "config.yaml").read_text(), _NoAliasLoader)
     except (OSError, yaml.YAMLError) as error:
         raise RunProblem(f"config.yaml unreadable: {error}") from None
     if not isinstance(config, dict) or not {"data", "model"} <= set(config):
@@ -156,7 +193,7 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         raise RunProblem("incomplete: no done marker (re-run the sweep to resume it)")
     if finished:
         try:
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = json.loads(checked_file(run_dir / "summary.json").read_text())
         except (OSError, ValueError) as error:
             raise RunProblem(f"summary.json unreadable: {error}") from None
     else:
@@ -180,7 +217,7 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
     if set(SHAPE_COLUMNS) - set(recorded.columns):
         raise RunProblem(f"spectral.csv lacks {sorted(set(SHAPE_COLUMNS) - set(recorded.columns))}")
     try:
-        eigenvalues = read_eigenvalues(run_dir / "eigenvalues.npz")
+        eigenvalues = read_eigenvalues(checked_file(run_dir / "eigenvalues.npz"))
     except Exception as error:  # BadZipFile, truncated arrays, pickles refused...
         raise RunProblem(f"eigenvalues.npz unreadable: {type(error).__name__}: {error}") from None
     if not finished:
@@ -262,6 +299,12 @@ def collect(
         raise FileNotFoundError(f"no run directories under {runs_dir}")
     runs, problems = {}, []
     for run_dir in run_dirs:
+        try:
+            run_dir.name.encode("utf-8")
+        except UnicodeEncodeError:  # a name that is not UTF-8 cannot go into the tables
+            shown = run_dir.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            problems.append({"run": shown, "problem": "folder name is not valid UTF-8: rename it"})
+            continue
         try:
             runs[run_dir.name] = read_run(run_dir, n_classes, partial)
         except RunProblem as error:

@@ -161,7 +161,13 @@ def load_mnist(data_dir: str | Path, download: bool, size: int, timeout_s: float
         with network_timeout(timeout_s):
             train = MNIST(root, train=True, download=download)
             test = MNIST(root, train=False, download=download)
-    except (RuntimeError, OSError) as error:
+    except (RuntimeError, OSError, ValueError, IndexError) as error:
+        names = [f"{split}-{kind}" for split in ("train", "t10k") for kind in MNIST_KINDS]
+        if all((raw / name).is_file() for name in names):
+            raise ValueError(
+                f"the MNIST files under {raw} are damaged ({_first_line(error)}); delete them "
+                "and download again"
+            ) from None
         if not download:
             raise FileNotFoundError(
                 f"MNIST not found under {raw} (the four files {files}); set data.download=true "
@@ -352,6 +358,12 @@ def hold_out(data: Dataset, fraction: float, seed: int) -> Dataset:
         raise ValueError(f"data.val_fraction must be in [0, 1), got {fraction}")
     order = torch.randperm(len(data.y_train), generator=torch.Generator().manual_seed(seed))
     n_val = round(fraction * len(order))
+    if n_val == 0 or n_val == len(order):
+        left = "no validation sample" if n_val == 0 else "no training sample"
+        raise ValueError(
+            f"data.val_fraction={fraction} of {len(order)} training samples leaves {left}; "
+            "choose a fraction or a data size that leaves both"
+        )
     val, train = order[:n_val], order[n_val:]
     return Dataset(
         data.x_train[train],

@@ -8,6 +8,7 @@ value is checked before any work, with a one-line ``ValueError`` that says what 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,28 @@ def mixture_spec(cfg) -> tuple[str, int, int, dict[str, float]]:
     return spec.kind, K, p, {name: value}
 
 
+def _check_memory(cfg) -> None:
+    """A generated data set (a mixture, MNIST-1D) is made in memory: one that would take more
+    than half of this machine's memory is refused before it is drawn."""
+    spec = cfg.data
+    size = {"gmm": lambda: int(spec.p), "mnist1d": lambda: 40}.get(spec.name)
+    if size is None:
+        return  # the real data sets are as large as their files
+    features = size()
+    classes = int(spec.K) if spec.name == "gmm" else 10
+    samples = classes * (int(spec.n_per_class) + int(spec.n_test_per_class))
+    needed = 8 * samples * features  # float64 while drawn
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > memory / 2:
+        raise ValueError(
+            f"data.n_per_class={spec.n_per_class} needs {needed / 2**30:.1f} GiB for the data "
+            f"alone, more than half of this machine's {memory / 2**30:.0f} GiB; lower it"
+        )
+
+
 def load_data(cfg) -> Dataset:
     """The data set the config names (``htrain.datasets``), checked before anything is
     trained, with its label noise and validation split."""
@@ -79,6 +102,7 @@ def load_data(cfg) -> Dataset:
     for key in ("n_per_class", "n_test_per_class"):
         if spec.get(key) is not None or spec.name in ("gmm", "mnist1d"):
             _number(spec.get(key), f"data.{key}", integer=True, low=1)
+    _check_memory(cfg)
     data = entry.load(cfg)
     data = datasets.with_label_noise(data, label_noise, seed)
     return datasets.hold_out(data, val_fraction, seed)
@@ -120,7 +144,8 @@ def train_config(cfg):
         layers=tuple(layers),
         epochs=_number(cfg.train.epochs, "train.epochs", integer=True, low=1),
         batch_size=_number(cfg.train.batch_size, "train.batch_size", integer=True, low=1),
-        lr=_number(cfg.optim.lr, "optim.lr", low=0, open_low=True),
+        # float32 holds the step's lr x gradient: above 1e30 the optimiser itself overflows
+        lr=_number(cfg.optim.lr, "optim.lr", low=0, open_low=True, high=1e30),
         optimizer=str(cfg.optim.get("name", "sgd")),
         momentum=_number(cfg.optim.momentum, "optim.momentum", low=0),
         weight_decay=_number(cfg.optim.weight_decay, "optim.weight_decay", low=0),
@@ -170,6 +195,9 @@ def unwritable_reason(folder: str | Path) -> str | None:
     """Why files cannot be created in ``folder`` (or in the existing folder that would hold
     it), or None when they can."""
     path = Path(folder).absolute()
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if too_long:
+        return f"the folder name {too_long[0][:40]}... is over 255 bytes, the file systems' limit"
     probe = path
     while not probe.exists():
         probe = probe.parent

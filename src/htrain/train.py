@@ -309,6 +309,44 @@ def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
     return " | ".join(parts)
 
 
+def _refuse_foreign_files(out: Path, config_yaml: str) -> None:
+    """A run folder's files are replaced only by the run that wrote them: one whose
+    config.yaml hashes to this run's values (``htrain.naming``).  Files of a run's names in a
+    folder without such a config.yaml (``hydra.run.dir`` pointed at a user's folder, another
+    run's folder) are refused in one line, before anything is written."""
+    import yaml
+
+    from htrain.naming import HASHED_GROUPS, hashed_values
+
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present:
+        return
+
+    def hashed(text: str):
+        loaded = yaml.safe_load(text)
+        if not isinstance(loaded, dict) or not set(HASHED_GROUPS) <= set(loaded):
+            return None
+        return hashed_values(loaded)
+
+    try:
+        ours = hashed((out / "config.yaml").read_text()) == hashed(config_yaml)
+    except (OSError, ValueError, yaml.YAMLError):
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"{out} holds {', '.join(present)}, which this run did not write; choose another "
+            "hydra.run.dir, or pass train.restart=true to move them into replaced-<time>/"
+        )
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of saves that were killed mid-write (``htrain.io.write_atomically``
+    names them .<file>.<random>.tmp); the caller holds the folder's lock, so none is live."""
+    for name in RUN_FILES:
+        for stale in out.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 class RunRecorder:
     """One run folder's bookkeeping, whatever trains the weights (``run_training`` or the
     batched trainer ``htrain.batched``): what was recorded, the per-epoch metrics and
@@ -335,6 +373,9 @@ class RunRecorder:
         self.checkpoint_every = checkpoint_every
         if restart:
             set_aside(self.out, list(RUN_FILES), time.strftime("%Y%m%dT%H%M%S"))
+        elif config_yaml is not None:
+            _refuse_foreign_files(self.out, config_yaml)
+        _remove_stale_temporaries(self.out)
         self.done = (self.out / "done").exists()
         if config_yaml is not None and not self.done:
             write_text(self.out / "config.yaml", config_yaml)
