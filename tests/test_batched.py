@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import ROOT
 from hydra import compose, initialize_config_dir
 
@@ -135,3 +136,18 @@ def test_momentum_buffers_travel_through_member_checkpoints(tmp_path):
     theirs = pd.read_csv(whole.out_dir / "metrics.csv")
     np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-4)
     np.testing.assert_allclose(ours["test_acc"], theirs["test_acc"], atol=1e-6)
+
+
+def test_the_stacked_spectra_equal_the_single_ones_and_skip_nan_members():
+    import heavytail as ht
+    from htrain.spectra import stacked_eigenvalues
+
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(4, 96, 64, generator=generator)  # out > in: transposed like esd
+    weights[2, 0, 0] = float("nan")
+    values = stacked_eigenvalues(weights)
+    assert values[2] is None
+    for r in (0, 1, 3):
+        single = ht.esd(weights[r])
+        assert values[r].shape == (64,)
+        np.testing.assert_allclose(values[r], single, rtol=1e-10, atol=1e-12)

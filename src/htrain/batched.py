@@ -34,6 +34,7 @@ from torch import nn
 from htrain.data import Dataset
 from htrain.models import MLP
 from htrain.rundir import RunLock
+from htrain.spectra import stacked_eigenvalues
 from htrain.train import (
     RunRecorder,
     TrainConfig,
@@ -98,6 +99,8 @@ def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
     """What members must share to be stacked (None: this run cannot be stacked)."""
     if config.model not in ("nn1", "nn2"):
         return None
+    if config.optimizer != "sgd":
+        return None  # Adam's per-member state (moments, step) is not split back on save
     sizes = (len(data.y_train), len(data.y_test), 0 if data.y_val is None else len(data.y_val))
     return (
         config.model,
@@ -148,7 +151,10 @@ def train_batched(
     keys = [stackable(m.config, m.data) for m in members]
     if None in keys:
         odd = members[keys.index(None)]
-        raise ValueError(f"{odd.config.model} runs cannot be stacked (only nn1 and nn2)")
+        raise ValueError(
+            f"{odd.config.model} runs with {odd.config.optimizer} cannot be stacked "
+            "(only nn1 and nn2 with SGD)"
+        )
     summaries: list[dict | None] = [None] * len(members)
     with ExitStack() as locks:
         recorders = []
@@ -275,12 +281,13 @@ def _train_stack(members, recorders, singles, generators, rngs, start, device, p
         host = {name: values.tolist() for name, values in columns.items()}  # one sync per epoch
         finite = finite.tolist()
         seconds = (time.perf_counter() - began) / max(len(live), 1)
+        spectra = _stacked_spectra(model, members, live, epoch)
         for r in list(live):
             metrics = {"epoch": epoch, **{name: host[name][r] for name in host}}
             diverged = not math.isfinite(metrics["train_loss"]) or not finite[r]
             weights = {layer: model.weight(r, layer) for layer in members[r].config.layers}
             recorder = recorders[r]
-            recorder.record(epoch, metrics, weights, diverged, seconds)
+            recorder.record(epoch, metrics, weights, diverged, seconds, spectra.get(r))
             if recorder.due(epoch):
                 recorder.save(
                     model.member_state(r),
@@ -297,6 +304,23 @@ def _train_stack(members, recorders, singles, generators, rngs, start, device, p
         if not live:
             break
     return summaries
+
+
+def _stacked_spectra(model: StackedMLP, members, live: list[int], epoch: int) -> dict:
+    """{member: {layer: eigenvalues or None}} for the live members whose spectra are due at
+    this epoch: one batched eigendecomposition per layer (``stacked_eigenvalues``).  The
+    members of a stack share layers and spectra.every; the last epoch and divergence are
+    measured by each recorder as usual (a None here falls back to the single computation)."""
+    config = members[0].config
+    if epoch % config.spectra_every != 0 or not live:
+        return {}
+    index = torch.tensor(live, device=next(model.parameters()).device)
+    spectra: dict[int, dict] = {r: {} for r in live}
+    for layer in config.layers:
+        values = stacked_eigenvalues(getattr(model, f"{layer}_weight").index_select(0, index))
+        for r, eigs in zip(live, values, strict=True):
+            spectra[r][layer] = eigs
+    return spectra
 
 
 def _load_momentum(model: StackedMLP, optimizer, singles) -> None:

@@ -32,3 +32,21 @@ def eigenvalues_of(weight: torch.Tensor) -> np.ndarray:
     gram = matrix @ matrix.T / big_n
     values = torch.linalg.eigvalsh(gram).clamp_min(0.0)
     return values.cpu().numpy()
+
+
+def stacked_eigenvalues(weights: torch.Tensor) -> list[np.ndarray | None]:
+    """Per member of a stack (R, out, in): the ascending eigenvalues of W_r W_r^T / N in
+    float64, from one batched eigendecomposition where the weights are, copied to the host
+    once for all members (``htrain.batched``: the spectra of all runs of a layer together).
+    A member with NaN or infinite weights gets None (its recorder records why, from the
+    weight itself, as a single run would)."""
+    matrix = weights.detach().double()
+    if matrix.shape[1] > matrix.shape[2]:
+        matrix = matrix.transpose(1, 2)
+    big_n = matrix.shape[2]
+    finite = torch.isfinite(matrix).flatten(1).all(1)
+    safe = torch.where(finite[:, None, None], matrix, torch.zeros_like(matrix))
+    gram = safe @ safe.transpose(1, 2) / big_n
+    values = torch.linalg.eigvalsh(gram).clamp_min(0.0)
+    host, ok = values.cpu().numpy(), finite.cpu().tolist()
+    return [host[r] if ok[r] else None for r in range(len(ok))]

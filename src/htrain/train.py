@@ -161,13 +161,21 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 40
 
 
 def spectral_rows(
-    weights: dict[str, torch.Tensor], analysis: Analysis, epoch: int
+    weights: dict[str, torch.Tensor],
+    analysis: Analysis,
+    epoch: int,
+    eigenvalues: dict[str, np.ndarray | None] | None = None,
 ) -> tuple[list[dict], dict[str, np.ndarray], dict[str, dict]]:
     """``htrain.replay.analyse_epoch`` on the monitored layers' current weights (the
-    eigenvalues computed where the weights are: ``htrain.spectra.eigenvalues_of``)."""
+    eigenvalues computed where the weights are: ``htrain.spectra.eigenvalues_of``, or given
+    in ``eigenvalues`` when a stacked trainer computed them for all its runs at once)."""
     shapes = {layer: tuple(weight.shape) for layer, weight in weights.items()}
+    given = eigenvalues or {}
     sources = {}
     for layer, weight in weights.items():
+        if given.get(layer) is not None:
+            sources[layer] = given[layer]
+            continue
         try:
             sources[layer] = eigenvalues_of(weight)
         except ValueError:  # NaN weights: analyse_epoch records why from the weight itself
@@ -430,15 +438,17 @@ class RunRecorder:
         weights: dict[str, torch.Tensor],
         diverged: bool,
         seconds: float,
+        eigenvalues: dict[str, np.ndarray | None] | None = None,
     ) -> list[dict]:
         """One epoch's metrics, spectra (every spectra_every epochs, at the last epoch and
-        on divergence) and stopping decisions; returns the epoch's spectral rows."""
+        on divergence) and stopping decisions; returns the epoch's spectral rows.
+        ``eigenvalues``: the layers' spectra when the caller computed them already."""
         config, state = self.config, self.state
         rows: list[dict] = []
         began = time.perf_counter()
         if epoch % config.spectra_every == 0 or diverged or epoch == config.epochs:
-            rows, eigenvalues, per_rule = spectral_rows(weights, self.analysis, epoch)
-            state.eigenvalues[epoch] = eigenvalues
+            rows, measured, per_rule = spectral_rows(weights, self.analysis, epoch, eigenvalues)
+            state.eigenvalues[epoch] = measured
             state.spectral.extend(rows)
             for name, stopper in state.stoppers.items():
                 stopper.observe(epoch, per_rule[name])
