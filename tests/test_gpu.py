@@ -89,3 +89,45 @@ def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
     )
     assert result.returncode == 0, result.stderr
     assert "runs stacked" in result.stdout and "ratio" in result.stdout
+
+
+@pytest.mark.gpu
+@cuda
+def test_the_cuda_graph_step_follows_the_eager_one(tmp_path):
+    settings = [(0, 0.3), (1, 0.9)]
+
+    def members(tag):
+        return [
+            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device="cuda", seed=seed))
+            for i, (seed, delta) in enumerate(settings)
+        ]
+
+    eager = train_batched(members("eager"), graphs=False)
+    graphed = train_batched(members("graph"), graphs=True)
+    for a, b in zip(eager, graphed, strict=True):
+        assert abs(a["final_test_acc"] - b["final_test_acc"]) <= 0.02
+    for i in range(len(settings)):
+        first = pd.read_csv(tmp_path / f"eager{i}" / "metrics.csv")["train_loss"]
+        second = pd.read_csv(tmp_path / f"graph{i}" / "metrics.csv")["train_loss"]
+        np.testing.assert_allclose(first, second, rtol=1e-4)
+
+
+def test_on_the_cpu_the_graph_option_falls_back_to_the_same_eager_steps(tmp_path):
+    # graphs=True on a CPU: eager steps, the very same numbers as graphs=False
+    settings = [(0, 0.3), (1, 0.9)]
+
+    def members(tag):
+        return [
+            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device="cpu", seed=seed))
+            for i, (seed, delta) in enumerate(settings)
+        ]
+
+    eager = train_batched(members("eager"), graphs=False)
+    graphed = train_batched(members("graph"), graphs=True)
+    for a, b in zip(eager, graphed, strict=True):
+        assert a["final_test_acc"] == b["final_test_acc"]
+    for i in range(len(settings)):
+        pd.testing.assert_series_equal(
+            pd.read_csv(tmp_path / f"eager{i}" / "metrics.csv")["train_loss"],
+            pd.read_csv(tmp_path / f"graph{i}" / "metrics.csv")["train_loss"],
+        )

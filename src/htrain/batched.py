@@ -143,11 +143,12 @@ def _finite(model: StackedMLP) -> torch.Tensor:
 
 
 def train_batched(
-    members: list[Member], checkpoint_every: int = 1, progress: bool = False
+    members: list[Member], checkpoint_every: int = 1, progress: bool = False, graphs: bool = True
 ) -> list[dict]:
     """Train the members as stacked models: one per group of members that ``stackable``
     puts together and that resume from the same epoch.  Every member's folder is locked
-    for the whole call.  Returns each member's summary, in the given order."""
+    for the whole call.  ``graphs``: replay each step as a CUDA graph on a GPU
+    (``StackedStep``).  Returns each member's summary, in the given order."""
     keys = [stackable(m.config, m.data) for m in members]
     if None in keys:
         odd = members[keys.index(None)]
@@ -179,7 +180,7 @@ def train_batched(
                 groups.setdefault(keys[index], []).append(index)
         for indices in groups.values():
             done = _train_group(
-                [members[i] for i in indices], [recorders[i] for i in indices], progress
+                [members[i] for i in indices], [recorders[i] for i in indices], progress, graphs
             )
             for position, summary in done.items():
                 summaries[indices[position]] = summary
@@ -187,7 +188,7 @@ def train_batched(
 
 
 def _train_group(
-    members: list[Member], recorders: list[RunRecorder], progress: bool
+    members: list[Member], recorders: list[RunRecorder], progress: bool, graphs: bool = True
 ) -> dict[int, dict]:
     """One stacked model per resume epoch within a group of stackable members."""
     config = members[0].config
@@ -224,12 +225,89 @@ def _train_group(
             start,
             device,
             progress,
+            graphs,
         )
         summaries.update({indices[i]: summary for i, summary in done.items()})
     return summaries
 
 
-def _train_stack(members, recorders, singles, generators, rngs, start, device, progress):
+class StackedStep:
+    """One SGD step of the stack on a batch of indices (R, B), with the epoch's loss and
+    accuracy accumulated on the device (``loss_sum``, ``correct``).
+
+    On a GPU (``graphs``), the step of a full batch is captured once as a CUDA graph and
+    replayed: a step is then one launch instead of a few hundred small ones (the stack is
+    launch-bound, docs/benchmarks.md).  The first ``WARMUP`` steps run eagerly on a side
+    stream, as capture requires (they create SGD's momentum buffers), and are real steps of
+    the run; the capture records the next step without running it, and it is replayed at
+    once.  A last, smaller batch runs eagerly on the same tensors.  Capture failing (an old
+    driver, a torch without graph support for an op) falls back to eager steps with a
+    message.  On a CPU every step is eager: the same arithmetic, in the same order.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, model, optimizer, x_train, y_train, active, batch_size, graphs):
+        self.model, self.optimizer = model, optimizer
+        self.x_train, self.y_train, self.active = x_train, y_train, active
+        self.batch_size = batch_size
+        count, device = y_train.shape[0], y_train.device
+        self.rows_of = torch.arange(count, device=device)[:, None]
+        self.loss_sum = torch.zeros(count, device=device)
+        self.correct = torch.zeros(count, device=device)
+        self.graphs = bool(graphs) and device.type == "cuda"
+        self.graph = None
+        self.steps = 0
+        if self.graphs:
+            self.static_index = torch.zeros(count, batch_size, dtype=torch.long, device=device)
+            self.stream = torch.cuda.Stream(device)
+
+    def _eager(self, index: torch.Tensor, set_to_none: bool = True) -> None:
+        logits = self.model(self.x_train[self.rows_of, index])
+        target = self.y_train[self.rows_of, index]
+        losses = nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(
+            1
+        )
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+        torch.where(self.active, losses, torch.zeros_like(losses)).sum().backward()
+        self.optimizer.step()
+        self.loss_sum += losses.detach() * index.shape[1]
+        self.correct += (logits.detach().argmax(2) == target).sum(1)
+
+    def __call__(self, index: torch.Tensor) -> None:
+        full = index.shape[1] == self.batch_size
+        if not (self.graphs and full):
+            self._eager(index)
+            return
+        if self.graph is not None:
+            self.static_index.copy_(index)
+            self.graph.replay()
+            return
+        self.steps += 1
+        self.stream.wait_stream(torch.cuda.current_stream())
+        if self.steps <= self.WARMUP:
+            with torch.cuda.stream(self.stream):
+                self._eager(index)
+            torch.cuda.current_stream().wait_stream(self.stream)
+            return
+        try:
+            self.static_index.copy_(index)
+            self.optimizer.zero_grad(set_to_none=True)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._eager(self.static_index, set_to_none=False)
+            self.graph = graph
+            graph.replay()
+        except RuntimeError as error:  # capture is not available here: eager from now on
+            print(f"batched: CUDA graph capture failed ({error}); eager steps", flush=True)
+            self.graphs = False
+            torch.cuda.synchronize()
+            self._eager(index)
+
+
+def _train_stack(
+    members, recorders, singles, generators, rngs, start, device, progress, graphs=True
+):
     config = members[0].config
     model = StackedMLP([single for single, _ in singles]).to(device)
     optimizer = new_optimizer(config, model.parameters())
@@ -246,28 +324,19 @@ def _train_stack(members, recorders, singles, generators, rngs, start, device, p
         y_val = torch.stack([m.data.y_val for m in members]).to(device)
     active = torch.ones(count, dtype=torch.bool, device=device)
     live, summaries = list(range(count)), {}
-    rows_of = torch.arange(count, device=device)[:, None]
     n_train = y_train.shape[1]
+    step = StackedStep(model, optimizer, x_train, y_train, active, config.batch_size, graphs)
     for epoch in range(start, config.epochs + 1):
         began = time.perf_counter()
         if epoch == 0:
             train_loss, train_acc = _evaluate(model, x_train, y_train)
         else:
             order = torch.stack([torch.randperm(n_train, generator=g) for g in generators])
-            loss_sum = torch.zeros(count, device=device)
-            correct = torch.zeros(count, device=device)
+            step.loss_sum.zero_()
+            step.correct.zero_()
             for index in order.to(device).split(config.batch_size, dim=1):
-                logits = model(x_train[rows_of, index])
-                target = y_train[rows_of, index]
-                losses = nn.functional.cross_entropy(
-                    logits.transpose(1, 2), target, reduction="none"
-                ).mean(1)
-                optimizer.zero_grad(set_to_none=True)
-                torch.where(active, losses, torch.zeros_like(losses)).sum().backward()
-                optimizer.step()
-                loss_sum += losses.detach() * index.shape[1]
-                correct += (logits.detach().argmax(2) == target).sum(1)
-            train_loss, train_acc = loss_sum / n_train, correct / n_train
+                step(index)
+            train_loss, train_acc = step.loss_sum / n_train, step.correct / n_train
         test_loss, test_acc = _evaluate(model, x_test, y_test)
         columns = {
             "train_loss": train_loss,

@@ -30,6 +30,8 @@ class BatchedLauncherConf:
     checkpoint_every: int = 10
     # at most this many runs in one stacked model (memory: each holds its data on the device)
     max_members: int = 81
+    # on a GPU, replay each full-batch step as a CUDA graph (htrain.batched.StackedStep)
+    cuda_graphs: bool = True
 
 
 ConfigStore.instance().store(
@@ -38,9 +40,12 @@ ConfigStore.instance().store(
 
 
 class BatchedLauncher(Launcher):
-    def __init__(self, checkpoint_every: int = 10, max_members: int = 81) -> None:
+    def __init__(
+        self, checkpoint_every: int = 10, max_members: int = 81, cuda_graphs: bool = True
+    ) -> None:
         self.checkpoint_every = int(checkpoint_every)
         self.max_members = int(max_members)
+        self.cuda_graphs = bool(cuda_graphs)
         self.config = self.hydra_context = self.task_function = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
@@ -95,7 +100,12 @@ class BatchedLauncher(Launcher):
             log.info(f"Training {len(chunk)} runs as stacked models")
             for index, summary in zip(
                 chunk,
-                train_batched([members[i] for i in chunk], self.checkpoint_every, progress=True),
+                train_batched(
+                    [members[i] for i in chunk],
+                    self.checkpoint_every,
+                    progress=True,
+                    graphs=self.cuda_graphs,
+                ),
                 strict=True,
             ):
                 summaries[index] = summary
