@@ -6,8 +6,11 @@ Measured in one call, on one device, so the ratios compare like with like:
      the host (heavytail.esd), median of --repeats;
   2. one NN1 run (K = 8, D1) trained alone by htrain.train.run_training: seconds per epoch;
   3. --members NN1 runs of one panel row (9 deltas x 3 seeds at K = 8 by default) trained as
-     one stacked model by htrain.batched.train_batched: seconds per run-epoch;
-then the ratio of 2 to 3 and the time the 81-run NN1 panel would take at 250 epochs.  Epochs
+     one stacked model by htrain.batched.train_batched with eager steps: seconds per
+     run-epoch (the stacked panel before CUDA graphs);
+  4. the same with each step replayed as a CUDA graph (on a CPU: eager, the same);
+  5. the stack's spectra: one run after another against one batched eigendecomposition;
+then the ratios and the time the 81-run NN1 panel would take at 250 epochs (from 4).  Epochs
 include each run's spectra and checkpoint writes, as in real runs; epoch 0 (evaluation
 only) is left out.  The paper's scale is the default (made for a GPU: about 8 minutes on an
 H100 by design); on a CPU use a small size, e.g. --per-class 50 --members 4 --epochs 2.
@@ -29,7 +32,7 @@ import heavytail as ht
 from htrain.batched import Member, train_batched
 from htrain.data import gaussian_mixture
 from htrain.io import Report
-from htrain.spectra import eigenvalues_of
+from htrain.spectra import eigenvalues_of, stacked_eigenvalues
 from htrain.train import TrainConfig, pick_device, run_training
 
 SHAPES = [(384, 512), (512, 1024), (1024, 2048), (500, 2450), (256, 2450)]
@@ -53,6 +56,20 @@ def eigvalsh_times(device: torch.device, repeats: int) -> list[dict]:
             timings[where] = statistics.median(seconds)
         rows.append({"shape": f"{n}x{big_n}", **{f"{k}_ms": 1e3 * v for k, v in timings.items()}})
     return rows
+
+
+def _median_ms(call, device: torch.device, repeats: int) -> float:
+    call()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - began)
+    return 1e3 * statistics.median(seconds)
 
 
 def epoch_seconds(folder: Path) -> float:
@@ -94,27 +111,50 @@ def main() -> None:
         single = epoch_seconds(root / "single")
         say(f"\n2. one run alone: {single:.3f} s per epoch ({single_wall:.1f} s in all)")
 
-        members = []
-        for index, (delta, seed) in enumerate(settings):
-            run_config = TrainConfig(**{**config.__dict__, "seed": seed})
-            members.append(
-                Member(
-                    root / f"member{index}",
-                    gaussian_mixture("d1", 8, 100, args.per_class, 1000, seed=seed, delta=delta),
-                    run_config,
+        def stacked(tag: str, graphs: bool) -> tuple[float, float]:
+            members = []
+            for index, (delta, seed) in enumerate(settings):
+                run_config = TrainConfig(**{**config.__dict__, "seed": seed})
+                members.append(
+                    Member(
+                        root / f"{tag}{index}",
+                        gaussian_mixture(
+                            "d1", 8, 100, args.per_class, 1000, seed=seed, delta=delta
+                        ),
+                        run_config,
+                    )
                 )
-            )
-        began = time.perf_counter()
-        train_batched(members, checkpoint_every=args.checkpoint_every)
-        batched_wall = time.perf_counter() - began
-        per_member = np.median([epoch_seconds(m.out_dir) for m in members])
-        per_epoch = per_member * len(members)
+            began = time.perf_counter()
+            train_batched(members, checkpoint_every=args.checkpoint_every, graphs=graphs)
+            wall = time.perf_counter() - began
+            return float(np.median([epoch_seconds(m.out_dir) for m in members])), wall
+
+        before, before_wall = stacked("eager", graphs=False)
+        after, after_wall = stacked("graph", graphs=True)
+        count = len(settings)
         say(
-            f"\n3. {len(members)} runs stacked: {per_epoch:.3f} s per epoch of all of them, "
-            f"{per_member:.4f} s per run-epoch ({batched_wall:.1f} s in all)"
+            f"\n3. {count} runs stacked, eager steps: {before * count:.3f} s per epoch of all "
+            f"of them, {before:.4f} s per run-epoch ({before_wall:.1f} s in all)"
         )
-    say(f"\nratio (one run alone / one run stacked, per epoch): {single / per_member:.1f}x")
-    panel = 81 * 250 * per_member
+        say(
+            f"4. {count} runs stacked, CUDA-graph steps (eager on a CPU): "
+            f"{after * count:.3f} s per epoch, {after:.4f} s per run-epoch "
+            f"({after_wall:.1f} s in all)"
+        )
+
+    say("\n5. spectra of the stack's monitored layers, one run after another against one")
+    say("   batched eigendecomposition per layer (median ms per epoch of all runs)")
+    for n, big_n in ((512, 1024), (384, 512)):
+        weights = torch.randn(len(settings), n, big_n, device=device) / big_n**0.5
+        loop = _median_ms(lambda w=weights: [eigenvalues_of(m) for m in w], device, args.repeats)
+        batch = _median_ms(lambda w=weights: stacked_eigenvalues(w), device, args.repeats)
+        say(
+            f"  {n}x{big_n} x {len(settings)}: one by one {loop:8.1f}  batched {batch:8.1f}"
+            f"  ({loop / batch:.1f}x)"
+        )
+    say(f"\nratio (one run alone / one run stacked, per epoch): {single / after:.1f}x")
+    say(f"ratio (stacked eager / stacked with graphs, per epoch): {before / after:.2f}x")
+    panel = 81 * 250 * after
     say(f"the 81-run NN1 panel x 250 epochs at this rate: {panel / 60:.1f} min")
 
     say.save(args.out, "make bench-gpu")

@@ -89,6 +89,7 @@ def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
     )
     assert result.returncode == 0, result.stderr
     assert "runs stacked" in result.stdout and "ratio" in result.stdout
+    assert "CUDA-graph steps" in result.stdout and "batched" in result.stdout
 
 
 @pytest.mark.gpu

@@ -39,7 +39,12 @@ def stacked_eigenvalues(weights: torch.Tensor) -> list[np.ndarray | None]:
     float64, from one batched eigendecomposition where the weights are, copied to the host
     once for all members (``htrain.batched``: the spectra of all runs of a layer together).
     A member with NaN or infinite weights gets None (its recorder records why, from the
-    weight itself, as a single run would)."""
+    weight itself, as a single run would).  On a CPU each member goes through
+    ``heavytail.esd`` (numpy's LAPACK), as a single run does: torch's CPU eigensolver was
+    100x slower here (scripts/bench_gpu.py, part 5)."""
+    if weights.device.type != "cuda":
+        finite = torch.isfinite(weights.detach()).flatten(1).all(1).tolist()
+        return [ht.esd(weights[r]) if finite[r] else None for r in range(len(finite))]
     matrix = weights.detach().double()
     if matrix.shape[1] > matrix.shape[2]:
         matrix = matrix.transpose(1, 2)
