@@ -2,8 +2,8 @@
 # The paper-tables grid (15 settings x seeds 0-2) on one GPU, for the device tool (issue 10):
 #   bash scripts/gpu_paper_tables.sh RUNS_DIR PACK_DIR [DEADLINE_S]
 # e.g. bash scripts/gpu_paper_tables.sh /tmp/heavytail-runs $OUT 540   (carry .whl)
-# Four processes, one per panel (NN1 + D1, NN1 + D2, NN2 + D1, NN2 + D2), each training its
-# settings x seeds as one stacked model (launcher=batched): a run alone leaves the GPU idle
+# Two processes, one per architecture (NN1, NN2), each training its settings x seeds as one
+# stacked model (launcher=batched): a run alone leaves the GPU idle
 # (launch-bound).  Same configs, same run names (train.device is not hashed), same files as
 # the CPU runs.  The processes are detached (setsid): at DEADLINE_S (default 540) this call
 # packs what is saved so far and returns while they go on training; the same command, called
@@ -49,8 +49,11 @@ training() {  # how many of the recorded training processes are alive
   echo "$count"
 }
 
-panels="nn1_d1:delta0.15,delta0.3,delta0.6,delta0.9 nn1_d2:t0.24,t1.2,t2.4,t3.2,t4.8
-nn2_d1:delta0.02,delta0.13,delta0.2 nn2_d2:t1.2,t2.4,t4.8"
+# one process per architecture: all its runs in one stack (spectra batched on the device,
+# steps replayed as CUDA graphs), rather than a process per panel
+panels="nn1:nn1_d1_delta0.15,nn1_d1_delta0.3,nn1_d1_delta0.6,nn1_d1_delta0.9,nn1_d2_t0.24,\
+nn1_d2_t1.2,nn1_d2_t2.4,nn1_d2_t3.2,nn1_d2_t4.8 nn2:nn2_d1_delta0.02,nn2_d1_delta0.13,\
+nn2_d1_delta0.2,nn2_d2_t1.2,nn2_d2_t2.4,nn2_d2_t4.8"
 start=$(date +%s)
 if [ "$(training)" -gt 0 ]; then
   echo "attaching to the $(training) training processes an earlier call started"
@@ -61,7 +64,7 @@ else
   : >"$PIDS"
   for panel in $panels; do
     name=${panel%%:*}
-    experiments=$(echo "${panel#*:}" | tr ',' '\n' | sed "s|^|paper_tables/${name}_|" | paste -sd,)
+    experiments=$(echo "${panel#*:}" | tr ',' '\n' | sed "s|^|paper_tables/|" | paste -sd,)
     setsid $PY scripts/run.py sweep=paper_tables "profile=$PROFILE" launcher=batched \
       "train.device=$DEVICE" train.progress=false train.threads=2 "paths.output_dir=$RUNS" \
       "hydra.sweeper.params.experiment=\"$experiments\"" "hydra.sweeper.params.seed=\"$SEEDS\"" \

@@ -222,13 +222,14 @@ def test_the_k_axis_grid_is_nn1s_table_settings_at_k_2_and_5():
 
 
 def test_the_gpu_script_trains_the_paper_tables_grid():
-    # scripts/gpu_paper_tables.sh lists the grid per panel (one process each): the same runs
+    # scripts/gpu_paper_tables.sh lists the grid per architecture (one process each): the
+    # same runs, each in the process of its own network
     text = (ROOT / "scripts" / "gpu_paper_tables.sh").read_text()
-    listed = text.split('panels="', 1)[1].split('"', 1)[0].split()
-    experiments = {
-        f"paper_tables/{panel}_{value}"
-        for entry in listed
-        for panel, values in [entry.split(":")]
-        for value in values.split(",")
-    }
+    listed = text.split('panels="', 1)[1].split('"', 1)[0].replace("\\\n", "").split()
+    experiments = set()
+    for entry in listed:
+        model, values = entry.split(":")
+        for value in values.split(","):
+            assert value.startswith(f"{model}_")
+            experiments.add(f"paper_tables/{value}")
     assert experiments == set(grid("paper_tables")["experiment"])
