@@ -17,7 +17,7 @@ help:  ## this list
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[experiments,dev,sweeps,lightning]"
+	$(PY) -m pip install --quiet -e ".[experiments,dev,sweeps,lightning,report,transformers]"
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -66,6 +66,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: cannot write the run to {where}: {error.strerror or error}")
     print_summary(summary)
     print(f"run directory: {out_dir}")
+    if cfg.get("report"):
+        from heavytail.cli import main as heavytail
+
+        heavytail(["report", str(out_dir), "-o", str(out_dir / "report.html"), "--no-progress"])
 
 
 if __name__ == "__main__":

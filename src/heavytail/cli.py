@@ -101,7 +101,26 @@ def weight_matrices(tensors: dict) -> dict[str, object]:
 
 
 def load_weights(path: str | Path) -> dict[str, object]:
+    """The weight matrices of a checkpoint file, or of a Hugging Face ``save_pretrained``
+    folder (its *.safetensors files, shards included, or pytorch_model*.bin)."""
     path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
+        if not files:
+            raise BadInput(
+                f"{path} is a folder without *.safetensors or pytorch_model*.bin files: pass a "
+                "checkpoint file or a save_pretrained folder"
+            )
+        tensors = {}
+        for file in files:
+            if file.suffix == ".safetensors":
+                tensors.update(_load_safetensors(file))
+            else:
+                tensors.update(state_dict_of(_load_torch(file)))
+        weights = weight_matrices(tensors)
+        if not weights:
+            raise BadInput(f"{path} holds no weight of 2 or more dimensions: nothing to analyse")
+        return weights
     if not path.is_file():
         raise BadInput(f"{path} does not exist or is not a file")
     if path.suffix == ".safetensors":
@@ -159,7 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_ELEMENTS,
         help=f"largest weight analysed, in entries (default {MAX_ELEMENTS:,})",
     )
+    report = commands.add_parser("report", help="a self-contained HTML report of a run or a sweep")
+    report.add_argument(
+        "path", type=Path, help="a run folder, a collected sweep, or a folder of runs"
+    )
+    report.add_argument("-o", "--out", type=Path, default=Path("report.html"))
+    report.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def report_main(args) -> int:
+    try:
+        from heavytail.integrations import report
+    except ImportError as error:
+        print(
+            f"error: the report needs plotly: pip install heavytail[report] ({error})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        out = report.write(args.path, args.out, progress=not args.no_progress)
+    except (report.ReportError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def printable(name: str) -> str:
@@ -199,6 +242,8 @@ def checked_weights(weights: dict, max_elements: int) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "report":
+        return report_main(args)
     try:
         if args.n_classes is not None and args.n_classes < 1:
             raise BadInput(f"--n-classes must be at least 1, got {args.n_classes}")

@@ -24,7 +24,6 @@ Requires ``lightning`` (``pip install heavytail[lightning]``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 import lightning.pytorch as pl
@@ -32,21 +31,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from heavytail.callback import SpectralEarlyStopping, snapshot_of
-from heavytail.classify import classify
 from heavytail.distance import Threshold
-from heavytail.esd import esd, matrix_shape
 from heavytail.growth import DEFAULT_Z
+from heavytail.integrations._layers import TYPE_CODES, classify_layers, layer_metrics, linear_layers
 
-TYPE_CODES = {"LT": 0, "BT": 1, "HT": 2, "RC": 3}
-
-
-def default_layers(module: nn.Module) -> list[str]:
-    """Every Linear layer with at least 2 inputs and 2 outputs (a spectrum needs n >= 2)."""
-    return [
-        name
-        for name, layer in module.named_modules()
-        if isinstance(layer, nn.Linear) and min(layer.weight.shape) >= 2
-    ]
+default_layers = linear_layers
 
 
 class SpectralMonitor(pl.Callback):
@@ -129,22 +118,9 @@ class SpectralMonitor(pl.Callback):
 
     def analyse(self, pl_module: nn.Module) -> dict:
         """{layer: SpectrumType} for the monitored layers' current weights."""
-        modules = dict(pl_module.named_modules())
-        results = {}
-        for name in self.layers:
-            weight = modules[name].weight
-            n, big_n = matrix_shape(tuple(weight.shape))
-            try:
-                results[name] = classify(
-                    esd(weight),
-                    C=self.rule.C,
-                    threshold=self.rule.rule,
-                    ratio=n / big_n,
-                    n_classes=self.stopper.n_classes,
-                )
-            except ValueError:  # NaN weights after divergence: no spectrum
-                results[name] = None
-        return results
+        return classify_layers(
+            pl_module, self.layers, self.rule.C, self.rule.rule, self.stopper.n_classes
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1  # completed epochs
@@ -153,14 +129,7 @@ class SpectralMonitor(pl.Callback):
         results = self.analyse(pl_module)
         for name, result in results.items():
             key = f"{self.log_prefix}/{name}"
-            values = {
-                "s_hat": result.s_hat if result else math.nan,
-                "threshold": result.threshold if result else math.nan,
-                "fires": float(result.fires) if result else math.nan,
-                "n_spikes": float(result.n_spikes) if result else math.nan,
-                "type": float(TYPE_CODES[result.type]) if result else math.nan,
-            }
-            for metric, value in values.items():
+            for metric, value in layer_metrics(result).items():
                 pl_module.log(f"{key}/{metric}", value, on_step=False, on_epoch=True)
         before, stopped_before = dict(self.stopper.fire_epoch), self.stopper.should_stop
         self.stopper.observe(epoch, {n: r.distance if r else None for n, r in results.items()})
