@@ -540,6 +540,9 @@ def write(path: Path, out: Path, progress: bool = True) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's files are private; a report is to share
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
