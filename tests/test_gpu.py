@@ -92,43 +92,39 @@ def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
     assert "CUDA-graph steps" in result.stdout and "batched" in result.stdout
 
 
-@pytest.mark.gpu
-@cuda
-def test_the_cuda_graph_step_follows_the_eager_one(tmp_path):
+def eager_and_graphed(tmp_path, device: str):
+    """The same two members trained with eager steps and with CUDA-graph steps: their
+    summaries and metrics.csv frames, in that order."""
     settings = [(0, 0.3), (1, 0.9)]
 
     def members(tag):
         return [
-            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device="cuda", seed=seed))
+            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device=device, seed=seed))
             for i, (seed, delta) in enumerate(settings)
         ]
 
-    eager = train_batched(members("eager"), graphs=False)
-    graphed = train_batched(members("graph"), graphs=True)
+    summaries = [train_batched(members(tag), graphs=tag == "graph") for tag in ("eager", "graph")]
+    frames = [
+        [pd.read_csv(tmp_path / f"{tag}{i}" / "metrics.csv") for i in range(len(settings))]
+        for tag in ("eager", "graph")
+    ]
+    return summaries, frames
+
+
+@pytest.mark.gpu
+@cuda
+def test_the_cuda_graph_step_follows_the_eager_one(tmp_path):
+    (eager, graphed), (first, second) = eager_and_graphed(tmp_path, "cuda")
     for a, b in zip(eager, graphed, strict=True):
         assert abs(a["final_test_acc"] - b["final_test_acc"]) <= 0.02
-    for i in range(len(settings)):
-        first = pd.read_csv(tmp_path / f"eager{i}" / "metrics.csv")["train_loss"]
-        second = pd.read_csv(tmp_path / f"graph{i}" / "metrics.csv")["train_loss"]
-        np.testing.assert_allclose(first, second, rtol=1e-4)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4)
 
 
 def test_on_the_cpu_the_graph_option_falls_back_to_the_same_eager_steps(tmp_path):
     # graphs=True on a CPU: eager steps, the very same numbers as graphs=False
-    settings = [(0, 0.3), (1, 0.9)]
-
-    def members(tag):
-        return [
-            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device="cpu", seed=seed))
-            for i, (seed, delta) in enumerate(settings)
-        ]
-
-    eager = train_batched(members("eager"), graphs=False)
-    graphed = train_batched(members("graph"), graphs=True)
+    (eager, graphed), (first, second) = eager_and_graphed(tmp_path, "cpu")
     for a, b in zip(eager, graphed, strict=True):
         assert a["final_test_acc"] == b["final_test_acc"]
-    for i in range(len(settings)):
-        pd.testing.assert_series_equal(
-            pd.read_csv(tmp_path / f"eager{i}" / "metrics.csv")["train_loss"],
-            pd.read_csv(tmp_path / f"graph{i}" / "metrics.csv")["train_loss"],
-        )
+    for a, b in zip(first, second, strict=True):
+        pd.testing.assert_series_equal(a["train_loss"], b["train_loss"])

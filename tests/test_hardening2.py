@@ -12,19 +12,11 @@ import pytest
 import torch
 from conftest import write_cifar10
 from helpers import ROOT
-from test_hardening import train, unfinished_run
+from test_hardening import _Payload, train, unfinished_run
 
 from heavytail.cli import main as cli_main
 from htrain import data as datasets
 from htrain.rundir import BadCheckpoint, set_aside
-
-
-class _Payload:
-    def __init__(self, marker) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_cifar_batch_holding_a_pickle_payload_runs_nothing(tmp_path):
