@@ -1,11 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from torch import nn
 
 from heavytail import analyze, esd
 from heavytail.analyze import COLUMNS
+
+torch = pytest.importorskip("torch")  # models as torch modules
+nn = torch.nn
 
 
 def small_model() -> nn.Module:

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-import torch
 
 from heavytail import SpectralEarlyStopping
 from heavytail.families import gaussian, student_t2
+
+torch = pytest.importorskip("torch")  # weights as tensors; the rest needs numpy alone
 
 
 def weights(epoch: int, heavy_from: dict[str, int], rng) -> dict[str, np.ndarray]:

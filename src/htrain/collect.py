@@ -386,7 +386,7 @@ def _same(value, wanted: str) -> bool:
 def esd_table(runs_dir: Path, runs: pd.DataFrame, filters: dict[str, list[str]]) -> pd.DataFrame:
     """Every recorded eigenvalue of the runs whose columns match all ``filters``, as float32:
     7 significant digits, half the bytes of float64, and s_hat within 1e-6 of the float64
-    value (tests/test_replay.py)."""
+    value (tests/test_collect.py)."""
     unknown = [key for key in filters if key not in runs.columns]
     if unknown:
         raise ValueError(f"--esd keys {unknown} are not run columns; use one of {list(runs)}")

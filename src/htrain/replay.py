@@ -5,7 +5,7 @@ rule, thresholds or stopping settings, and it stores every monitored layer's eig
 every epoch.  So any rule can be re-evaluated later without retraining: ``replay`` feeds the
 recorded eigenvalues through the very code the live run uses (``analyse_epoch`` and
 ``heavytail.SpectralEarlyStopping.observe``), and gives the same s_hat, fires and stop epochs
-as a live run with that analysis (tests/test_replay.py).
+as a live run with that analysis (tests/test_collect.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from htrain.paper import PAPER_C, PAPER_K, PaperRow, format_fire, paper_rows
 
 NOT_IN_PAPER = "not in the paper"
 
-TYPES = ("LT", "BT", "HT", "RC")
+TYPES = ht.SPECTRUM_TYPES  # LT, BT, HT, RC: the library's order
 PANELS = ("nn1_d1", "nn1_d2", "nn2_d1", "nn2_d2")
 # a hard, a middle and an easy setting of each panel's paper table: the runs the ESD, s_hat
 # and evolution figures show (K = 8, the first seed)
