@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from heavytail.growth import DEFAULT_Z
 from htrain.figures import sensitivity_figure
 from htrain.io import write_atomically, write_text
 from htrain.stopping import (
     RULES,
+    choose_z,
     headline_markdown,
     load_suite,
     rule_rows,
@@ -56,6 +58,8 @@ def main() -> None:
         out / "sensitivity.png", lambda tmp: figure.savefig(tmp, dpi=110, format="png")
     )
     print(f"{len(runs)} runs, {len(rules)} rule rows -> {out}")
+    chosen = choose_z(sensitivity_rows, rules)
+    print(f"z by the protocol on the dev part: {chosen}; the rule ships with z = {DEFAULT_Z}")
 
 
 if __name__ == "__main__":

@@ -182,3 +182,32 @@ def test_the_suite_grids_are_frozen_as_the_docs_say():
     assert len(grid("stopping_nn2")["experiment"]) == 6
     parts = {source.part for source in stopping.SUITE}
     assert parts == {"dev", "held-out"}
+
+
+def test_the_protocol_picks_z_on_dev_alone():
+    rows = pd.DataFrame(
+        [
+            # z, part, regime, lost_mean, saved_mean
+            (0.0, "dev", "large", 0.10, 0.90),
+            (0.0, "dev", "small", 1.50, 0.3),
+            (0.5, "dev", "large", 0.12, 0.70),
+            (0.5, "dev", "small", 0.80, 0.1),
+            (1.0, "dev", "large", 0.14, 0.65),
+            (1.0, "dev", "small", 0.75, 0.05),
+            (4.0, "dev", "large", 0.50, 0.40),
+            (4.0, "dev", "small", 0.70, 0.0),
+            (0.5, "held-out", "large", 9.0, 0.0),  # never looked at
+        ],
+        columns=["z", "part", "regime", "lost_mean", "saved_mean"],
+    )
+    rules = pd.DataFrame(
+        {
+            "part": ["dev"] * 2,
+            "regime": ["small"] * 2,
+            "rule": ["end"] * 2,
+            "lost_vs_best": [0.7, 0.7],
+        }
+    )
+    # z = 0 loses too much on small data, z = 4 saves too little; 0.5 and 1 tie within 0.05
+    assert stopping.choose_z(rows, rules) == 1.0
+    assert stopping.choose_z(rows[rows["z"] == 4.0], rules) is None

@@ -556,3 +556,25 @@ def headline_markdown(table: pd.DataFrame, part: str = "held-out", order=RULES) 
                 f"{cell(small, rule.name, with_saved=False)} | {wins(rule.name)} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def choose_z(sensitivity_rows: pd.DataFrame, rules: pd.DataFrame) -> float | None:
+    """The protocol's choice of z (docs/stopping.md), from the dev part alone: the z with the
+    smallest mean lost on dev large-data runs among those that save at least 50% there and
+    lose on dev small-data runs at most training to the end's mean plus 0.2 points; ties
+    within 0.05 points go to the larger z.  None when no z qualifies."""
+    dev = sensitivity_rows[sensitivity_rows["part"] == "dev"]
+    large = dev[dev["regime"] == "large"].set_index("z")
+    small = dev[dev["regime"] == "small"].set_index("z")
+    end = rules[(rules["part"] == "dev") & (rules["regime"] == "small") & (rules["rule"] == "end")]
+    end_small = float(end["lost_vs_best"].mean()) if not end.empty else math.inf
+    feasible = [
+        z
+        for z in large.index
+        if large.loc[z, "saved_mean"] >= 0.5
+        and (z not in small.index or small.loc[z, "lost_mean"] <= end_small + 0.2)
+    ]
+    if not feasible:
+        return None
+    best = min(large.loc[z, "lost_mean"] for z in feasible)
+    return float(max(z for z in feasible if large.loc[z, "lost_mean"] <= best + 0.05))
