@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from heavytail.null import NULL_LEVEL, null_statistics
+from heavytail.calibration import null_statistics
+from heavytail.null import NULL_LEVEL
 from htrain.io import write_text
 
 N_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)

@@ -40,18 +40,6 @@ def columns_for(n: int, ratio: float) -> int:
     return max(n, round(n / ratio))
 
 
-def null_statistics(n: int, ratio: float, draws: int, seed: int = 0) -> np.ndarray:
-    """Scaled statistic s_hat n^(1/3) / sqrt(ln n) on ``draws`` Wishart spectra, n x n/c."""
-    # imported here: heavytail.distance imports this module for the calibrated threshold
-    from heavytail.distance import spectral_distance
-
-    rng = np.random.default_rng(seed)
-    big_n = columns_for(n, ratio)
-    return np.array(
-        [spectral_distance(wishart_eigenvalues(n, big_n, rng)).scaled for _ in range(draws)]
-    )
-
-
 def null_quantile(n: int, ratio: float) -> float:
     """Calibrated (1 - NULL_LEVEL) quantile of the scaled null statistic at (n, c).
 
