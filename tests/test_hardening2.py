@@ -118,7 +118,8 @@ def tamper(run, **changes):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"epoch": 10**9}, "saved epoch 1000000000 is outside"),
+        ({"epoch": 10**9}, "metric rows for epoch 1000000000"),
+        ({"epoch": -5}, "saved epoch -5 is not an epoch"),
         ({"status": "weird"}, "unknown status 'weird'"),
         ({"metrics": []}, "0 metric rows for epoch"),
     ],

@@ -265,8 +265,9 @@ def _check_saved_state(payload: dict, path: Path, config: TrainConfig, shapes: d
     if not isinstance(state, dict):
         refuse("its state is not a mapping")
     epoch, status = state.get("epoch"), state.get("status")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not -1 <= epoch <= config.epochs:
-        refuse(f"saved epoch {epoch!r} is outside 0..{config.epochs}")
+    # more epochs than asked is allowed: the same folder asked for fewer ends at once
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < -1:
+        refuse(f"saved epoch {epoch!r} is not an epoch")
     if status not in RUN_STATUSES:
         refuse(f"unknown status {status!r}")
     metrics = state.get("metrics")
@@ -317,27 +318,22 @@ def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
     return " | ".join(parts)
 
 
-def _refuse_foreign_files(out: Path, config_yaml: str) -> None:
-    """A run folder's files are replaced only by the run that wrote them: one whose
-    config.yaml hashes to this run's values (``htrain.naming``).  Files of a run's names in a
-    folder without such a config.yaml (``hydra.run.dir`` pointed at a user's folder, another
-    run's folder) are refused in one line, before anything is written."""
+def _refuse_foreign_files(out: Path) -> None:
+    """A run folder's files are replaced only by a run: files of a run's names in a folder
+    that holds no checkpoint and whose config.yaml is missing or is not a run's config
+    (``hydra.run.dir`` pointed at a user's folder) are refused in one line, before anything
+    is written.  A folder with a checkpoint is a run's, and its checkpoint is checked when
+    it is loaded (``_check_saved_state``)."""
     import yaml
 
-    from htrain.naming import HASHED_GROUPS, hashed_values
+    from htrain.naming import HASHED_GROUPS
 
     present = [name for name in RUN_FILES if (out / name).exists()]
-    if not present:
+    if not present or (out / "checkpoint.pt").exists():
         return
-
-    def hashed(text: str):
-        loaded = yaml.safe_load(text)
-        if not isinstance(loaded, dict) or not set(HASHED_GROUPS) <= set(loaded):
-            return None
-        return hashed_values(loaded)
-
     try:
-        ours = hashed((out / "config.yaml").read_text()) == hashed(config_yaml)
+        loaded = yaml.safe_load((out / "config.yaml").read_text())
+        ours = isinstance(loaded, dict) and set(HASHED_GROUPS) <= set(loaded)
     except (OSError, ValueError, yaml.YAMLError):
         ours = False
     if not ours:
@@ -382,7 +378,7 @@ class RunRecorder:
         if restart:
             set_aside(self.out, list(RUN_FILES), time.strftime("%Y%m%dT%H%M%S"))
         elif config_yaml is not None:
-            _refuse_foreign_files(self.out, config_yaml)
+            _refuse_foreign_files(self.out)
         _remove_stale_temporaries(self.out)
         self.done = (self.out / "done").exists()
         if config_yaml is not None and not self.done:
