@@ -103,3 +103,17 @@ def test_the_report_in_a_real_browser(runs, tmp_path, capsys):
 
     pixels = imread(BytesIO(shot), format="png")
     assert len({tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::97]}) > 20
+
+
+def test_analyze_on_a_run_folder_replays_each_rule_as_the_run_recorded_it(runs, capsys):
+    import json
+
+    folder = runs / "delta2.0"
+    assert cli_main(["analyze", str(folder)]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((folder / "summary.json").read_text())
+    for rule in ("paper_C0.4", "calibrated"):
+        stop = summary["rules"][rule]["stop_epoch"]
+        expected = "never" if stop is None else f"at epoch {stop}"
+        assert f"{rule:12s} stops {expected}" in out
+    assert "bulk_growth" in out and "best test epoch" in out

@@ -163,10 +163,16 @@ def plot_layers(weights: dict, table: pd.DataFrame, folder: Path, args) -> list[
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heavytail", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    analyse = commands.add_parser("analyze", help="per-layer spectra of a checkpoint")
+    analyse = commands.add_parser(
+        "analyze",
+        help="per-layer spectra of a checkpoint, or where each rule stops a run folder's history",
+    )
     analyse.add_argument("path", type=Path)
     analyse.add_argument("--layers", nargs="+", help="only these layers (names without .weight)")
     analyse.add_argument("--n-classes", type=int, help="K the model was trained on")
+    analyse.add_argument(
+        "--n-train", type=int, help="training samples (run folders: the bulk-growth guard)"
+    )
     analyse.add_argument("--threshold", choices=["paper", "calibrated"], default="calibrated")
     analyse.add_argument("--C", type=float, default=0.4, help="the paper rule's constant")
     analyse.add_argument("--conv", choices=["flatten", "slices"], default="flatten")
@@ -240,10 +246,56 @@ def checked_weights(weights: dict, max_elements: int) -> dict[str, np.ndarray]:
     return arrays
 
 
+def history_main(args) -> int:
+    """``heavytail analyze RUN_FOLDER``: where each rule would have stopped the recorded run."""
+    import json
+
+    from heavytail.history import replay_history
+
+    folder = args.path
+    eigenvalues: dict[str, dict[int, np.ndarray]] = {}
+    with (
+        open(folder / "eigenvalues.npz", "rb") as handle,
+        np.load(handle, allow_pickle=False) as stored,
+    ):
+        for key in stored.files:
+            layer, epoch = key.rsplit("/", 1)
+            eigenvalues.setdefault(layer, {})[int(epoch)] = np.sort(stored[key].astype(float))
+    metrics = pd.read_csv(folder / "metrics.csv")
+    spectral = pd.read_csv(folder / "spectral.csv")
+    shapes = {
+        layer: (int(rows["n"].iloc[0]), int(rows["N"].iloc[0]))
+        for layer, rows in spectral.groupby("layer", sort=False)
+    }
+    n_classes = args.n_classes
+    if n_classes is None and (folder / "summary.json").is_file():
+        n_classes = (
+            json.loads((folder / "summary.json").read_text()).get("analysis", {}).get("n_classes")
+        )
+    outcomes, best = replay_history(eigenvalues, shapes, metrics, n_classes, args.n_train)
+    print(f"{folder}: {len(metrics)} epochs, K = {n_classes}, best test epoch {best}")
+    for outcome in outcomes:
+        stop = "never" if outcome.stop_epoch is None else f"at epoch {outcome.stop_epoch}"
+        kept = (
+            ""
+            if outcome.recommended_epoch is None
+            else (f", weights of epoch {outcome.recommended_epoch}")
+        )
+        accuracy = "" if outcome.test_acc is None else f", test accuracy {outcome.test_acc:.4f}"
+        print(f"  {outcome.rule:12s} stops {stop}{kept}{accuracy}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":
         return report_main(args)
+    if args.path.is_dir() and (args.path / "eigenvalues.npz").is_file():
+        try:
+            return history_main(args)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: {args.path} is not a readable run folder ({error})", file=sys.stderr)
+            return 2
     try:
         if args.n_classes is not None and args.n_classes < 1:
             raise BadInput(f"--n-classes must be at least 1, got {args.n_classes}")
