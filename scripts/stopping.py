@@ -42,7 +42,7 @@ def main() -> None:
         raise SystemExit(f"error: no run of the suite is collected under {args.results}")
     runs = pd.DataFrame([run_row(t) for t in full])
     rules = pd.DataFrame([row for t in full for row in rule_rows(t, RULES)])
-    sensitivity_rows = sensitivity(rules, full)
+    sensitivity_rows = sensitivity(full)
     out.mkdir(parents=True, exist_ok=True)
     tables = (("runs", runs), ("rules", rules), ("sensitivity", sensitivity_rows))
     for name, frame in tables:

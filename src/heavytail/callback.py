@@ -151,7 +151,6 @@ class SpectralEarlyStopping:
         if self.rule == "bulk_growth" and growth is not None:
             self.growth = BulkGrowthStopping(self.n_classes, self.z)
             self.growth.load_state_dict(growth)
-            self.growth.stands_down = bool(growth.get("stands_down", False))
 
     @property
     def recommended_epoch(self) -> int | None:

@@ -190,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("-o", "--out", type=Path, default=Path("report.html"))
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
+    report.add_argument(
+        "--js-beside",
+        action="store_true",
+        help="load plotly.js from plotly.min.js beside the page (written once) instead of inline",
+    )
     return parser
 
 
@@ -203,7 +208,9 @@ def report_main(args) -> int:
         )
         return 2
     try:
-        out = report.write(args.path, args.out, progress=not args.no_progress)
+        out = report.write(
+            args.path, args.out, progress=not args.no_progress, inline_js=not args.js_beside
+        )
     except (report.ReportError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -250,17 +257,10 @@ def history_main(args) -> int:
     """``heavytail analyze RUN_FOLDER``: where each rule would have stopped the recorded run."""
     import json
 
-    from heavytail.history import replay_history
+    from heavytail.history import read_history, replay_history
 
     folder = args.path
-    eigenvalues: dict[str, dict[int, np.ndarray]] = {}
-    with (
-        open(folder / "eigenvalues.npz", "rb") as handle,
-        np.load(handle, allow_pickle=False) as stored,
-    ):
-        for key in stored.files:
-            layer, epoch = key.rsplit("/", 1)
-            eigenvalues.setdefault(layer, {})[int(epoch)] = np.sort(stored[key].astype(float))
+    eigenvalues = read_history(folder / "eigenvalues.npz")
     metrics = pd.read_csv(folder / "metrics.csv")
     spectral = pd.read_csv(folder / "spectral.csv")
     shapes = {

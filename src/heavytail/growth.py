@@ -167,6 +167,7 @@ class BulkGrowthStopping:
         def optional(key, kind):
             return None if state.get(key) is None else kind(state[key])
 
+        self.stands_down = bool(state.get("stands_down", self.stands_down))
         self.spikes_out_epoch = optional("spikes_out_epoch", int)
         self.reference = optional("reference", float)
         self.stop_epoch = optional("stop_epoch", int)

@@ -10,12 +10,27 @@ the calibrated one and the bulk-growth rule (``heavytail.growth``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from heavytail.callback import SpectralEarlyStopping
 from heavytail.distance import spectral_distance
+
+
+def read_history(path) -> dict[str, dict[int, np.ndarray]]:
+    """A run folder's eigenvalues.npz as {layer: {epoch: ascending eigenvalues}} (no pickles;
+    {} when the file is not there)."""
+    by_layer: dict[str, dict[int, np.ndarray]] = {}
+    if not Path(path).is_file():
+        return by_layer
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
+        for key in stored.files:
+            layer, epoch = key.rsplit("/", 1)
+            by_layer.setdefault(layer, {})[int(epoch)] = np.sort(stored[key].astype(float))
+    return by_layer
+
 
 RULES = {
     "paper_C0.4": {"rule": "threshold", "threshold": "paper", "C": 0.4},

@@ -29,6 +29,7 @@ from heavytail.evidence import eb_stop
 from heavytail.fit import fit_body
 from heavytail.growth import DEFAULT_Z, bulk_growth_stop
 from htrain.compare import validation_stop
+from htrain.datasets import dataset_entry
 
 EASY_ACCURACY = 0.99  # a run that ends above this is easy: a rule should not cost it anything
 
@@ -144,7 +145,8 @@ def _describe(row: pd.Series, source: Source) -> dict:
     if value("data.name") != "gmm":
         setting = f"{value('data.name')} {model}"
     else:
-        parameter = f"delta {value('data.delta'):g}" if kind == "d1" else f"t {value('data.t'):g}"
+        column = dataset_entry("gmm").difficulty({"kind": kind})  # data.delta or data.t
+        parameter = f"{column.removeprefix('data.')} {value(column):g}"
         setting = f"{model}_{kind} {parameter} K={int(value('data.K'))}"
     optimizer = value("optim.name") or "sgd"
     momentum = value("optim.momentum") or 0.0
@@ -443,7 +445,7 @@ def benchmark(results: Path, suite=SUITE, rules=RULES) -> tuple[pd.DataFrame, pd
 Z_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def sensitivity(rules: pd.DataFrame, full: list[Trajectory], grid=Z_GRID) -> pd.DataFrame:
+def sensitivity(full: list[Trajectory], grid=Z_GRID) -> pd.DataFrame:
     """The bulk-growth rule at each z of ``grid``: per part and regime, mean and worst lost
     and mean saved (the parameter's sensitivity, dev and held-out side by side)."""
     rows = []
@@ -480,7 +482,6 @@ def summary_table(rules: pd.DataFrame, order=RULES) -> pd.DataFrame:
         twins=("vs_validation_p10", lambda v: int(v.notna().sum())),
         wins_vs_p10=("vs_validation_p10", lambda v: int((v >= 0).sum())),
         easy_runs=("easy", "sum"),
-        easy_fires=("fired", lambda v: 0),
     ).reset_index()
     easy = rules[rules["easy"]].groupby(["part", "regime", "rule"])["fired"].sum()
     table["easy_fires"] = [

@@ -27,6 +27,7 @@ import pandas as pd
 
 from heavytail.classify import SPECTRUM_TYPES
 from heavytail.fit import fit_body, fit_mp
+from heavytail.history import read_history
 from heavytail.mp import mp_edges, mp_pdf
 
 # sizes that keep a page small (numbers are what a report weighs: plotly.js is 4.8 MB)
@@ -58,17 +59,6 @@ class RunData:
 # ----------------------------------------------------------------------------- reading
 
 
-def _read_npz(path: Path) -> dict[str, dict[int, np.ndarray]]:
-    by_layer: dict[str, dict[int, np.ndarray]] = {}
-    if not path.is_file():
-        return by_layer
-    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
-        for key in stored.files:
-            layer, epoch = key.rsplit("/", 1)
-            by_layer.setdefault(layer, {})[int(epoch)] = np.sort(stored[key].astype(float))
-    return by_layer
-
-
 def is_run_folder(path: Path) -> bool:
     return (path / "metrics.csv").is_file() and (path / "spectral.csv").is_file()
 
@@ -83,7 +73,7 @@ def read_run_folder(path: Path) -> RunData:
         name=path.name,
         metrics=pd.read_csv(path / "metrics.csv"),
         spectral=pd.read_csv(path / "spectral.csv"),
-        eigenvalues=_read_npz(path / "eigenvalues.npz"),
+        eigenvalues=read_history(path / "eigenvalues.npz"),
         stops=stops,
         n_classes=analysis.get("n_classes"),
         label=path.name,
@@ -202,7 +192,7 @@ def _best_epoch(metrics: pd.DataFrame) -> int | None:
     return int(trained.loc[trained["test_acc"].idxmax(), "epoch"])
 
 
-def _markers(figure, run: RunData, rows: int = 1, cols: int = 1) -> None:
+def _markers(figure, run: RunData) -> None:
     best = _best_epoch(run.metrics)
     if best is not None:
         figure.add_vline(x=best, line_dash="dot", line_color="green", annotation_text="best")
@@ -500,8 +490,12 @@ def run_section(run: RunData, index: int) -> str:
     return "\n".join(parts)
 
 
-def build(path: Path, progress: bool = True) -> str:
-    """The whole page as one string."""
+PLOTLY_FILE = "plotly.min.js"
+
+
+def build(path: Path, progress: bool = True, inline_js: bool = True) -> str:
+    """The whole page as one string; ``inline_js=False`` loads plotly.js from the file
+    PLOTLY_FILE beside the page (several pages share its 4.8 MB; still offline)."""
     from plotly.offline import get_plotlyjs
 
     runs, loaded = load(path, progress)
@@ -522,20 +516,30 @@ def build(path: Path, progress: bool = True) -> str:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        + (
+            f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+            if inline_js
+            else f"<script src='{PLOTLY_FILE}'></script>"
+        )
+        + "</head><body>"
         + "\n".join(body)
         + "</body></html>"
     )
 
 
-def write(path: Path, out: Path, progress: bool = True) -> Path:
-    """Build the report of ``path`` and write it to ``out`` (through a temporary file)."""
+def write(path: Path, out: Path, progress: bool = True, inline_js: bool = True) -> Path:
+    """Build the report of ``path`` and write it to ``out`` (through a temporary file); with
+    ``inline_js=False``, plotly.js is written beside it once (PLOTLY_FILE)."""
     import os
     import tempfile
 
-    page = build(path, progress)
+    page = build(path, progress, inline_js)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if not inline_js and not (out.parent / PLOTLY_FILE).exists():
+        from plotly.offline import get_plotlyjs
+
+        (out.parent / PLOTLY_FILE).write_text(get_plotlyjs(), encoding="utf-8")
     handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
