@@ -117,3 +117,21 @@ def test_analyze_on_a_run_folder_replays_each_rule_as_the_run_recorded_it(runs, 
         expected = "never" if stop is None else f"at epoch {stop}"
         assert f"{rule:12s} stops {expected}" in out
     assert "bulk_growth" in out and "best test epoch" in out
+
+
+def test_reports_can_share_one_plotly_file_beside_them(runs, tmp_path, capsys):
+    for name in ("a", "b"):
+        code = cli_main(
+            [
+                "report",
+                str(runs / "delta0.3"),
+                "-o",
+                str(tmp_path / f"{name}.html"),
+                "--no-progress",
+                "--js-beside",
+            ]
+        )
+        assert code == 0
+    page = (tmp_path / "a.html").read_text()
+    assert "<script src='plotly.min.js'>" in page and len(page) < 1_000_000
+    assert (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
