@@ -15,6 +15,7 @@ import pandas as pd
 
 import heavytail as ht
 from heavytail import families
+from heavytail.columns import threshold_column
 from htrain.io import write_atomically
 
 DEMO_FAMILIES = {
@@ -61,7 +62,7 @@ def demo(
                 "type": result.type,
                 "n_spikes": result.n_spikes,
                 "s_hat": result.s_hat,
-                f"threshold_{threshold}": result.threshold,
+                threshold_column(threshold): result.threshold,
                 "fires_paper": paper.fires,
                 "tail_extent": result.tail_extent,
                 "alpha": result.alpha,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from heavytail import Threshold, spectral_distance, wishart_eigenvalues
+from heavytail.columns import fires_column
 from heavytail.distance import scale_factor
 from heavytail.null import columns_for
 from htrain.io import write_atomically
@@ -63,7 +64,10 @@ def main() -> None:
                     "draw": draw,
                     "s_hat": r.s_hat,
                     "scaled": r.scaled,
-                    **{f"fires_{name}": verdicts[draw].fires for name, verdicts in judged.items()},
+                    **{
+                        fires_column(name): verdicts[draw].fires
+                        for name, verdicts in judged.items()
+                    },
                     "calibrated_scaled": level / scale_factor(n),
                 }
                 for draw, r in enumerate(results)

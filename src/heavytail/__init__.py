@@ -8,10 +8,13 @@ from heavytail.analyze import analyze
 from heavytail.callback import SpectralEarlyStopping
 from heavytail.classify import SPECTRUM_TYPES, SpectrumType, classify
 from heavytail.distance import (
+    THRESHOLD_KINDS,
     SpectralDistance,
     Threshold,
+    ThresholdKind,
     n_bins,
     paper_threshold,
+    register_threshold,
     spectral_distance,
     threshold_for,
 )
@@ -24,12 +27,14 @@ from heavytail.powerlaw import PowerLawFit, fit_powerlaw
 __all__ = [
     "SPECTRUM_TYPES",
     "SPIKE_RULE",
+    "THRESHOLD_KINDS",
     "MPFit",
     "PowerLawFit",
     "SpectralDistance",
     "SpectralEarlyStopping",
     "SpectrumType",
     "Threshold",
+    "ThresholdKind",
     "analyze",
     "classify",
     "esd",
@@ -42,6 +47,7 @@ __all__ = [
     "n_bins",
     "null_quantile",
     "paper_threshold",
+    "register_threshold",
     "spectral_distance",
     "threshold_for",
     "wishart_eigenvalues",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from heavytail.distance import THRESHOLD_RULES, SpectralDistance, spectral_distance
+from heavytail.distance import SpectralDistance, spectral_distance, threshold_kind
 from heavytail.esd import esd, matrix_shape
 from heavytail.growth import DEFAULT_Z, BulkGrowthStopping
 
@@ -82,8 +82,7 @@ class SpectralEarlyStopping:
         n_train: int | None = None,
         keep_weights: bool = False,
     ) -> None:
-        if threshold not in THRESHOLD_RULES:
-            raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
+        threshold_kind(threshold)
         if combine not in COMBINE_RULES:
             raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
         if int(patience) < 1:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from heavytail.analyze import analyze
 from heavytail.classify import classify
+from heavytail.distance import THRESHOLD_KINDS
 from heavytail.esd import esd, matrix_shape
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument(
         "--n-train", type=int, help="training samples (run folders: the bulk-growth guard)"
     )
-    analyse.add_argument("--threshold", choices=["paper", "calibrated"], default="calibrated")
+    analyse.add_argument("--threshold", choices=list(THRESHOLD_KINDS), default="calibrated")
     analyse.add_argument("--C", type=float, default=0.4, help="the paper rule's constant")
     analyse.add_argument("--conv", choices=["flatten", "slices"], default="flatten")
     analyse.add_argument("--csv", type=Path, help="write the table to this CSV file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,7 +11,6 @@ from heavytail.fit import MPFit, fit_mp
 from heavytail.mp import mp_cdf, mp_edges
 from heavytail.null import null_quantile
 
-THRESHOLD_RULES = ("paper", "calibrated")
 # Added to the body's estimate of c when the layer's n/N is not given: the quartile estimate
 # is unbiased with a spread of about 0.01 at n = 100-400, and the null quantile rises steeply
 # with c near 1, so an estimate a little low would lower the threshold.
@@ -100,8 +100,73 @@ class SpectralDistance:
         return self.s_hat / scale_factor(self.n)
 
 
+@dataclass(frozen=True)
+class ThresholdKind:
+    """One entry of the threshold-rule registry: everything the code knows about a rule.
+
+    ``level(n, ratio, C)`` is the rule's s* for n bulk eigenvalues at aspect ratio n/N;
+    ``uses_C`` says whether the rule takes the paper's constant C (its name then carries
+    it: ``paper_C0.4``); ``label`` (figure legends) and ``short`` (table rows) may hold
+    ``{C:g}``; ``line_style`` is its matplotlib style in figures (None: the next of the
+    figures' styles for rules with a C).  A new rule is one ``register_threshold`` call:
+    runs record it, replay, collect, compare and the figures find it here.
+    """
+
+    kind: str
+    level: Callable[[int, float, float], float]
+    label: str
+    short: str
+    uses_C: bool = False
+    line_style: object = None
+
+
+THRESHOLD_KINDS: dict[str, ThresholdKind] = {}
+
+
+def register_threshold(kind: ThresholdKind) -> ThresholdKind:
+    """Add ``kind`` to the registry (in order: runs record the rules in this order)."""
+    if not kind.kind.isidentifier() or "_C" in kind.kind:
+        raise ValueError(
+            f"a threshold rule's kind must be an identifier without '_C', got {kind.kind!r}"
+        )
+    THRESHOLD_KINDS[kind.kind] = kind
+    return kind
+
+
+def threshold_kind(rule: str) -> ThresholdKind:
+    """The registry entry of ``rule``, or the one-line error that lists the known rules."""
+    try:
+        return THRESHOLD_KINDS[rule]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"threshold must be one of {tuple(THRESHOLD_KINDS)}, got {rule!r}"
+        ) from None
+
+
+def _calibrated_level(n: int, ratio: float, C: float) -> float:
+    return float(null_quantile(n, ratio) * scale_factor(n))
+
+
+# The paper's rule: C sqrt(ln n) / n^(1/3), calibrated by the paper for c <= 0.8 only; on
+# pure noise it fires often for c >= 0.8 (see ``heavytail.null``).
+register_threshold(
+    ThresholdKind(
+        "paper", lambda n, ratio, C: paper_threshold(n, C), "paper C = {C:g}", "C={C:g}", True
+    )
+)
+# The 99.9% quantile of the null statistic for this (n, c), estimated by Monte Carlo on
+# Gaussian (Wishart) matrices and shipped as a table (``heavytail.null.null_quantile``): a
+# false-fire rate of 0.1% per layer and epoch on noise, for every c in (0, 1].
+register_threshold(
+    ThresholdKind(
+        "calibrated", _calibrated_level, "calibrated (0.1% on noise)", "calibrated", False, "--"
+    )
+)
+
+
 def threshold_for(n: int, ratio: float, rule: str = "paper", C: float = 0.4) -> float:
-    """The stopping threshold s* for n bulk eigenvalues and aspect ratio c.
+    """The stopping threshold s* of the registered ``rule`` for n bulk eigenvalues and
+    aspect ratio c (``THRESHOLD_KINDS``).
 
     * ``"paper"``: C sqrt(ln n) / n^(1/3).  Calibrated by the paper for c <= 0.8 only; on
       pure noise it fires often for c >= 0.8 (see ``heavytail.null``).
@@ -110,53 +175,69 @@ def threshold_for(n: int, ratio: float, rule: str = "paper", C: float = 0.4) -> 
       (``heavytail.null.null_quantile``): a false-fire rate of 0.1% per layer and epoch
       on noise, for every c in (0, 1].  C is not used.
     """
-    if rule == "paper":
-        return paper_threshold(n, C)
-    if rule == "calibrated":
-        return float(null_quantile(n, ratio) * scale_factor(n))
-    raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {rule!r}")
+    return threshold_kind(rule).level(n, ratio, C)
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """A stopping threshold: the paper's C sqrt(ln n) / n^(1/3), or the calibrated one.
+    """A stopping threshold: a registered rule (``THRESHOLD_KINDS``) with its C if it takes one.
 
     The one place where a rule gets its name (``paper_C0.4``, ``calibrated``: the column
-    suffixes of spectral.csv and the keys of summary.json), its label in figures, and decides
-    whether a spectrum fires (``judge``).  ``C`` is ignored by the calibrated rule.
+    suffixes of spectral.csv and the keys of summary.json), its labels, and decides whether
+    a spectrum fires (``judge``).  ``C`` is ignored by rules without one.
     """
 
     rule: str = "paper"
     C: float = 0.4
 
     def __post_init__(self) -> None:
-        if self.rule not in THRESHOLD_RULES:
-            raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {self.rule!r}")
-        if self.rule == "paper" and not (np.isfinite(self.C) and self.C > 0):
+        if threshold_kind(self.rule).uses_C and not (np.isfinite(self.C) and self.C > 0):
             raise ValueError(f"C must be a positive number, got {self.C!r}")
 
     @property
+    def kind(self) -> ThresholdKind:
+        return threshold_kind(self.rule)
+
+    @property
     def name(self) -> str:
-        return f"paper_C{self.C:g}" if self.rule == "paper" else "calibrated"
+        return f"{self.rule}_C{self.C:g}" if self.kind.uses_C else self.rule
 
     @property
     def label(self) -> str:
-        return f"paper C = {self.C:g}" if self.rule == "paper" else "calibrated (0.1% on noise)"
+        return self.kind.label.format(C=self.C)
+
+    @property
+    def short(self) -> str:
+        return self.kind.short.format(C=self.C)
 
     @classmethod
     def from_name(cls, name: str) -> Threshold:
         """Inverse of ``name``: ``"paper_C0.4"`` -> Threshold("paper", 0.4)."""
-        if name == "calibrated":
-            return cls("calibrated")
-        if name.startswith("paper_C"):
+        kind = THRESHOLD_KINDS.get(name)
+        if kind is not None and not kind.uses_C:
+            return cls(name)
+        rule, _, C = name.rpartition("_C")
+        if rule in THRESHOLD_KINDS and THRESHOLD_KINDS[rule].uses_C:
             try:
-                return cls("paper", float(name[len("paper_C") :]))
+                return cls(rule, float(C))
             except ValueError:
                 pass
-        raise ValueError(f"not a threshold rule name: {name!r} (paper_C<number> or calibrated)")
+        raise ValueError(
+            f"not a threshold rule name: {name!r} (one of {tuple(THRESHOLD_KINDS)}, with "
+            "_C<number> for rules that take C)"
+        )
+
+    @classmethod
+    def recorded(cls, C_values) -> list[Threshold]:
+        """Every registered rule, in registry order, once per C for the rules that take one."""
+        return [
+            cls(kind.kind, C)
+            for kind in THRESHOLD_KINDS.values()
+            for C in (C_values if kind.uses_C else (0.4,))
+        ]
 
     def value(self, n: int, ratio: float) -> float:
-        return threshold_for(n, ratio, self.rule, self.C)
+        return self.kind.level(n, ratio, self.C)
 
     def judge(self, distance: SpectralDistance) -> SpectralDistance:
         """``distance`` with this rule's threshold at its (n, ratio) and its decision."""
@@ -187,8 +268,7 @@ def spectral_distance(
     number of classes K of the problem the network learns: at most K spikes are then set
     aside (``heavytail.fit.find_class_spikes``); pass it whenever it is known.
     """
-    if threshold not in THRESHOLD_RULES:
-        raise ValueError(f"threshold must be one of {THRESHOLD_RULES}, got {threshold!r}")
+    threshold_kind(threshold)
     if ratio is not None and not (np.isfinite(ratio) and 0.0 < ratio <= 1.0):
         raise ValueError(f"ratio = n/N must be in (0, 1], got {ratio!r}")
     fit = fit_mp(eigs, max_spikes=max_spikes, n_classes=n_classes)

@@ -38,6 +38,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from heavytail.columns import (
+    acc_at_fire_column,
+    acc_at_stop_column,
+    final_type_column,
+    fire_epoch_column,
+    stop_epoch_column,
+)
 from htrain.datasets import n_classes_of
 from htrain.io import replace_folder, write_atomically
 from htrain.paper import PAPER_LAYERS
@@ -272,19 +279,19 @@ def run_row(run: str, keys: dict, loaded: dict) -> dict:
     }
     for rule, stopper in loaded["stoppers"].items():
         stop = stopper.stop_epoch
-        row[f"stop_epoch_{rule}"] = stop
-        row[f"test_acc_at_stop_{rule}"] = float(test_acc[stop]) if stop is not None else None
+        row[stop_epoch_column(rule)] = stop
+        row[acc_at_stop_column(rule)] = float(test_acc[stop]) if stop is not None else None
         for layer in loaded["analysis"].layers:
             epoch = stopper.fire_epoch.get(layer)
-            row[f"fire_epoch_{rule}_{layer}"] = epoch
-            row[f"test_acc_at_fire_{rule}_{layer}"] = (
+            row[fire_epoch_column(rule, layer)] = epoch
+            row[acc_at_fire_column(rule, layer)] = (
                 float(test_acc[epoch]) if epoch is not None else None
             )
     spectral = loaded["spectral"]
     last = spectral[spectral["epoch"] == spectral["epoch"].max()]
     for layer in loaded["analysis"].layers:
         types = last.loc[last["layer"] == layer, "type"] if "type" in last else pd.Series()
-        row[f"final_type_{layer}"] = types.iloc[0] if len(types) else None
+        row[final_type_column(layer)] = types.iloc[0] if len(types) else None
     return row
 
 

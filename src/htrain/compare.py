@@ -21,6 +21,7 @@ import pandas as pd
 
 import heavytail as ht
 from heavytail import SpectralEarlyStopping
+from heavytail.columns import fires_column, threshold_column
 from htrain.report import primary_threshold, thresholds_in
 
 EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
@@ -42,7 +43,7 @@ class Rule:
 def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
     """Each recorded spectral rule as the paper uses it (first fire of any layer), Keras'
     validation stopping with patience 5 and 10, and training to the end."""
-    spectral = tuple(Rule(f"spectral {_short(rule)}", "spectral", rule.name) for rule in thresholds)
+    spectral = tuple(Rule(f"spectral {rule.short}", "spectral", rule.name) for rule in thresholds)
     return (
         *spectral,
         Rule("validation p=5", "validation", patience=5),
@@ -52,11 +53,12 @@ def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
 
 
 def variant_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
-    """All layers, the widest layer only, patience 3: for the paper's rule and the calibrated."""
+    """All layers, the widest layer only, patience 3: for the paper's rule and each rule
+    without a C (the calibrated)."""
     chosen = [primary_threshold(thresholds)]
-    chosen += [rule for rule in thresholds if rule.rule == "calibrated" and rule not in chosen]
+    chosen += [rule for rule in thresholds if not rule.kind.uses_C and rule not in chosen]
     return tuple(
-        Rule(f"spectral {_short(rule)} {variant}", "spectral", rule.name, patience, combine)
+        Rule(f"spectral {rule.short} {variant}", "spectral", rule.name, patience, combine)
         for rule in chosen
         for variant, patience, combine in (
             ("all layers", 1, "all"),
@@ -70,10 +72,6 @@ def rules_for(spectral: pd.DataFrame) -> tuple[Rule, ...]:
     """Every rule compared on a collected spectral table: main rules, then variants."""
     thresholds = thresholds_in(spectral)
     return main_rules(thresholds) + variant_rules(thresholds)
-
-
-def _short(rule: ht.Threshold) -> str:
-    return f"C={rule.C:g}" if rule.rule == "paper" else "calibrated"
 
 
 def widest_layer(spectral: pd.DataFrame) -> str:
@@ -119,7 +117,7 @@ def _replay(
     start_from_epoch: int = 1,
 ) -> int | None:
     """``spectral_stop`` on rows already grouped by ``_by_epoch``."""
-    fires, levels = f"fires_{threshold}", f"threshold_{threshold}"
+    fires, levels = fires_column(threshold), threshold_column(threshold)
     if fires not in spectral:
         raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
     layers = list(dict.fromkeys(spectral["layer"]))

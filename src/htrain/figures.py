@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 import heavytail as ht
+from heavytail.columns import FINAL_TYPE, threshold_column
 from heavytail.viz import plot_esd
 from htrain.datasets import DATASETS
 from htrain.datasets import n_classes_of as n_classes_of_data
@@ -21,10 +22,11 @@ PAPER_RULE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 1, 1, 1)))
 
 
 def rule_styles(thresholds: list[ht.Threshold]) -> dict[str, object]:
-    """A line style per rule: dashed for the calibrated rule, the paper's rules in turn."""
+    """A line style per rule: the registry's (dashed for the calibrated rule), else the
+    next of PAPER_RULE_STYLES (the paper's rules, one per C)."""
     styles, paper = {}, iter(PAPER_RULE_STYLES * 4)
     for rule in thresholds:
-        styles[rule.name] = "--" if rule.rule == "calibrated" else next(paper)
+        styles[rule.name] = rule.kind.line_style or next(paper)
     return styles
 
 
@@ -80,7 +82,7 @@ def types_figure(runs: pd.DataFrame, x: str, facet: str, title: str) -> Figure:
     handles = [
         _patch(TYPE_COLOURS[kind], kind)
         for kind in TYPES
-        if kind in set(runs.filter(like="final_type_").stack())
+        if kind in set(runs.filter(like=FINAL_TYPE).stack())
     ]
     figure.legend(handles=handles, loc="outside right upper", fontsize=8)
     figure.suptitle(title, fontsize=10)
@@ -214,7 +216,7 @@ def shat_figure(
         for colour, (layer, rows) in zip(colours, part.groupby("layer", sort=False), strict=False):
             ax.plot(rows["epoch"], rows["s_hat"], color=colour, lw=1.5, label=f"{layer} s_hat")
             for rule, style in styles.items():
-                column = f"threshold_{rule}"
+                column = threshold_column(rule)
                 if column in rows:
                     ax.plot(rows["epoch"], rows[column], color=colour, ls=style, lw=0.9)
         ax.set_xlabel("epoch")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from heavytail.columns import acc_at_fire_column, final_type_column, fire_epoch_column
 from htrain.paper import PAPER_LAYERS, REAL_FINAL, format_fire, real_row
 from htrain.stopping import BulkGrowth, Source, load_source
 
@@ -23,10 +24,10 @@ LAYERS = ("fc1", "fc2")  # the layers the paper reports for LeNet and MiniAlexNe
 
 
 def _fire(row: pd.Series, layer: str) -> str:
-    epoch = row.get(f"fire_epoch_{RULE}_{layer}")
+    epoch = row.get(fire_epoch_column(RULE, layer))
     if epoch is None or pd.isna(epoch):
-        return "-" if f"fire_epoch_{RULE}_{layer}" in row else "n/a"
-    return format_fire((int(epoch), 100 * float(row[f"test_acc_at_fire_{RULE}_{layer}"])))
+        return "-" if fire_epoch_column(RULE, layer) in row else "n/a"
+    return format_fire((int(epoch), 100 * float(row[acc_at_fire_column(RULE, layer)])))
 
 
 def _pair(row: pd.Series | None, model: str) -> str:
@@ -98,9 +99,9 @@ def real_table(results: Path, format_test: bool = False) -> str:
                     f"{100 * trajectory.accuracy(decision.reported_epoch):.2f}%"
                 )
         types = ", ".join(
-            str(record.get(f"final_type_{layer}", "n/a"))
+            str(record.get(final_type_column(layer), "n/a"))
             for layer in LAYERS
-            if f"final_type_{layer}" in record and pd.notna(record[f"final_type_{layer}"])
+            if final_type_column(layer) in record and pd.notna(record[final_type_column(layer)])
         )
         lines.append(
             f"| {data} | {model} | {batch} | {paper_fires} | {_pair(record, model)} | "

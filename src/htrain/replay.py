@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 import heavytail as ht
+from heavytail.columns import fires_column, threshold_column
 from heavytail.esd import matrix_shape
 
 
@@ -23,7 +24,7 @@ from heavytail.esd import matrix_shape
 class Analysis:
     """What a run's spectral tables depend on besides the weights.
 
-    ``C_values``: the paper rule is recorded for each (the calibrated rule always is);
+    ``C_values``: the rules that take a C (the paper's) are recorded for each, the others once;
     ``n_classes``: the classification problem's K, given to the spike rule (None: unknown);
     ``patience``, ``start_from_epoch``, ``combine``: the stopping settings of every rule.
     """
@@ -37,8 +38,9 @@ class Analysis:
 
     @property
     def thresholds(self) -> list[ht.Threshold]:
-        """Every rule recorded: the paper rule for each C, then the calibrated rule."""
-        return [*(ht.Threshold("paper", C) for C in self.C_values), ht.Threshold("calibrated")]
+        """Every rule recorded: each registered threshold rule (``heavytail.THRESHOLD_KINDS``),
+        once per C for those that take one (the paper rule)."""
+        return ht.Threshold.recorded(self.C_values)
 
     def identity(self) -> dict:
         """Stored with a run: a resumed run whose analysis differs recomputes its history."""
@@ -102,8 +104,8 @@ def analyse_epoch(
         )
         for rule in analysis.thresholds:
             judged = rule.judge(distance) if distance is not None else None
-            row[f"threshold_{rule.name}"] = judged.threshold if judged else math.nan
-            row[f"fires_{rule.name}"] = bool(judged.fires) if judged else False
+            row[threshold_column(rule.name)] = judged.threshold if judged else math.nan
+            row[fires_column(rule.name)] = bool(judged.fires) if judged else False
             per_rule.setdefault(rule.name, {})[layer] = judged
         rows.append(row)
     return rows, eigenvalues, per_rule

@@ -12,6 +12,17 @@ import numpy as np
 import pandas as pd
 
 import heavytail as ht
+from heavytail.columns import (
+    FINAL_TYPE,
+    STOP_EPOCH,
+    THRESHOLD,
+    acc_at_fire_column,
+    final_type_column,
+    fire_epoch_column,
+    fired_column,
+    stop_epoch_column,
+)
+from htrain.datasets import dataset_entry
 from htrain.paper import PAPER_C, PAPER_K, PaperRow, format_fire, paper_rows
 
 NOT_IN_PAPER = "not in the paper"
@@ -28,9 +39,15 @@ SHOWCASE = {
 }
 
 
+def panel_column(panel: str) -> str:
+    """The config column a paper panel sweeps (nn1_d1 -> data.delta, nn2_d2 -> data.t): the
+    mixtures' difficulty parameter, from the data-set registry."""
+    return dataset_entry("gmm").difficulty({"kind": panel.rsplit("_", 1)[-1]})
+
+
 def showcase_runs(runs: pd.DataFrame, panel: str) -> list[str]:
     """The runs of ``SHOWCASE[panel]`` (K = 8, lowest seed) that the table holds."""
-    column = "data.delta" if panel.endswith("d1") else "data.t"
+    column = panel_column(panel)
     eights = runs[runs["data.K"].astype(int) == PAPER_K]
     eights = eights[eights["seed"] == eights["seed"].min()]
     chosen = []
@@ -45,7 +62,7 @@ def thresholds_in(table: pd.DataFrame) -> list[ht.Threshold]:
     (``heavytail.Threshold`` names them)."""
     names = []
     for column in table.columns:
-        for prefix in ("stop_epoch_", "threshold_"):
+        for prefix in (STOP_EPOCH, THRESHOLD):
             if column.startswith(prefix) and column.removeprefix(prefix) not in names:
                 names.append(column.removeprefix(prefix))
     if not names:
@@ -85,15 +102,15 @@ def layers_of(runs: pd.DataFrame) -> list[str]:
     """Monitored layers, in the order the runs list them (final_type_<layer> columns that
     some run fills: a table of several models has columns for all their layers)."""
     return [
-        c.removeprefix("final_type_")
+        c.removeprefix(FINAL_TYPE)
         for c in runs.columns
-        if c.startswith("final_type_") and (runs[c].notna().any() or runs.empty)
+        if c.startswith(FINAL_TYPE) and (runs[c].notna().any() or runs.empty)
     ]
 
 
 def type_shares(runs: pd.DataFrame, by: list[str], layer: str) -> pd.DataFrame:
     """Share of runs of each final type of ``layer`` per group of ``by`` (seeds pooled)."""
-    column = f"final_type_{layer}"
+    column = final_type_column(layer)
     counts = runs.groupby(by)[column].value_counts().unstack(fill_value=0)
     counts = counts.reindex(columns=list(TYPES), fill_value=0)
     totals = counts.sum(axis=1)
@@ -108,9 +125,9 @@ def _matches(values: pd.Series, value: float) -> pd.Series:
 
 def _fire_summary(group: pd.DataFrame, rule: str, layer: str) -> dict:
     """Over the seeds of one setting: how many fired, median fire epoch, mean accuracy then."""
-    epochs = group[f"fire_epoch_{rule}_{layer}"]
+    epochs = group[fire_epoch_column(rule, layer)]
     fired = epochs.notna()
-    accs = group.loc[fired, f"test_acc_at_fire_{rule}_{layer}"].astype(float)
+    accs = group.loc[fired, acc_at_fire_column(rule, layer)].astype(float)
     return {
         "fired": int(fired.sum()),
         "seeds": len(group),
@@ -130,7 +147,7 @@ def _types_cell(group: pd.DataFrame, layers: list[str]) -> str:
     """Most common final type per layer, with its count when the seeds disagree."""
     cells = []
     for layer in layers:
-        counts = group[f"final_type_{layer}"].value_counts()
+        counts = group[final_type_column(layer)].value_counts()
         top = counts.index[0]
         cells.append(
             top if counts.iloc[0] == len(group) else f"{top} {counts.iloc[0]}/{len(group)}"
@@ -154,7 +171,7 @@ def early_stopping_table(
     With ``extra_values``, settings that were run but are not in the paper's table get a row
     too, its paper cells "not in the paper".
     """
-    column = "data.delta" if panel.endswith("d1") else "data.t"
+    column = panel_column(panel)
     layers = layers_of(runs) if layers is None else layers
     with_paper = rule == ht.Threshold("paper", PAPER_C).name
     eights = runs[runs["data.K"].astype(int) == PAPER_K]
@@ -238,7 +255,7 @@ def trend_table(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
     for (value, k), group in runs.groupby([column, "data.K"]):
         record = {"panel": panel, "parameter": parameter_label(column), "value": value, "K": k}
         for layer in layers_of(runs):
-            types = group[f"final_type_{layer}"]
+            types = group[final_type_column(layer)]
             record[f"{layer}_HT"] = float((types == "HT").mean())
             record[f"{layer}_BT_or_HT"] = float(types.isin(["BT", "HT"]).mean())
         record["final_acc"] = float(group["final_test_acc"].mean())
@@ -255,7 +272,7 @@ def difficulty_bands(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
     90-99%, above 99%): share that each rule fired on, median stop epoch of the paper rule,
     and share whose final spectrum is not LT / is HT in some monitored layer.  The paper's
     claim in one table: harder problems should fire and end heavy-tailed more often."""
-    layers = [f"final_type_{layer}" for layer in layers_of(runs)]
+    layers = [final_type_column(layer) for layer in layers_of(runs)]
     rules = thresholds_in(runs)
     labels = ["<50%", "50-90%", "90-99%", ">99%"]
     edges = list(ACCURACY_BANDS)
@@ -266,14 +283,14 @@ def difficulty_bands(runs: pd.DataFrame, panel: str) -> pd.DataFrame:
             "band": band,
             "not_LT": (runs[layers] != "LT").any(axis=1),
             "HT": (runs[layers] == "HT").any(axis=1),
-            "stop_epoch": runs[f"stop_epoch_{primary_threshold(rules).name}"],
+            "stop_epoch": runs[stop_epoch_column(primary_threshold(rules).name)],
         }
     )
     for rule in rules:
-        frame[f"fired_{rule.name}"] = runs[f"stop_epoch_{rule.name}"].notna()
+        frame[fired_column(rule.name)] = runs[stop_epoch_column(rule.name)].notna()
     table = frame.groupby("band", observed=True).agg(
         runs=("not_LT", "size"),
-        **{f"fired_{rule.name}": (f"fired_{rule.name}", "mean") for rule in rules},
+        **{fired_column(rule.name): (fired_column(rule.name), "mean") for rule in rules},
         stop_epoch_median=("stop_epoch", "median"),
         final_not_LT=("not_LT", "mean"),
         final_HT=("HT", "mean"),
@@ -298,7 +315,7 @@ def markdown_bands(table: pd.DataFrame) -> str:
             row["panel"],
             str(row["band"]),
             str(row["runs"]),
-            *(f"{100 * row[f'fired_{rule.name}']:.0f}%" for rule in rules),
+            *(f"{100 * row[fired_column(rule.name)]:.0f}%" for rule in rules),
             "-" if math.isnan(stop) else f"{stop:g}",
             f"{100 * row['final_not_LT']:.0f}%",
             f"{100 * row['final_HT']:.0f}%",

@@ -4,6 +4,8 @@ Apart from the code that writes them (``htrain.train``, which needs torch) so th
 runs (``htrain.collect``) starts without importing torch.
 """
 
+from heavytail.columns import fires_column, threshold_column
+
 RUN_FILES = (
     "config.yaml",
     "metrics.csv",
@@ -39,6 +41,6 @@ SPECTRAL_COLUMNS = (
     "tail_extent",
     "alpha",
     "skipped",
-    "threshold_calibrated",
-    "fires_calibrated",
+    threshold_column("calibrated"),
+    fires_column("calibrated"),
 )

@@ -25,11 +25,14 @@ import numpy as np
 import pandas as pd
 
 import heavytail as ht
+from heavytail.columns import fires_column
 from heavytail.evidence import eb_stop
 from heavytail.fit import fit_body
 from heavytail.growth import DEFAULT_Z, bulk_growth_stop
 from htrain.compare import validation_stop
 from htrain.datasets import dataset_entry
+
+PAPER_RULE = ht.Threshold("paper", 0.4)  # the paper's rule with its C, as the tables report it
 
 EASY_ACCURACY = 0.99  # a run that ends above this is easy: a rule should not cost it anything
 
@@ -215,9 +218,9 @@ def load_source(results: Path, source: Source) -> list[Trajectory]:
             info=_describe(row, source),
             metrics=metrics,
             spikes=rows.pivot(index="epoch", columns="layer", values="n_spikes")[list(layers)],
-            fires_with_k=rows.pivot(index="epoch", columns="layer", values="fires_paper_C0.4")[
-                list(layers)
-            ].astype(bool),
+            fires_with_k=rows.pivot(
+                index="epoch", columns="layer", values=fires_column(PAPER_RULE.name)
+            )[list(layers)].astype(bool),
             layers=layers,
             n_classes=n_classes,
             n_train=_training_size(row, metrics, n_classes),

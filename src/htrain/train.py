@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 import heavytail as ht
+from heavytail.columns import fires_column, threshold_column
 from htrain.data import Dataset, batches
 from htrain.gradstats import GradientNoise
 from htrain.io import write_atomically, write_bytes, write_json, write_text
@@ -105,7 +106,10 @@ class TrainConfig:
             raise ValueError("spectra.layers is empty: name at least one layer to monitor")
         if not self.C_values:
             raise ValueError("spectra.C is empty: give at least one constant, e.g. [0.4]")
-        if self.stop.threshold == "paper" and self.stop.C not in self.C_values:
+        if (
+            ht.Threshold(self.stop.threshold, self.stop.C).kind.uses_C
+            and self.stop.C not in self.C_values
+        ):
             raise ValueError(f"early_stop.C={self.stop.C} must be one of spectra.C={self.C_values}")
         if self.n_classes is not None and self.n_classes < 1:
             raise ValueError(f"spectra.n_classes must be positive, got {self.n_classes}")
@@ -311,10 +315,9 @@ def _line(epoch: int, metrics: dict, rows: list[dict], rule: str) -> str:
         if row.get("skipped"):
             parts.append(f"{row['layer']} -")
             continue
-        mark = "*" if row[f"fires_{rule}"] else " "
-        parts.append(
-            f"{row['layer']} {row['s_hat']:.3f}/{row[f'threshold_{rule}']:.3f}{mark} {row['type']}"
-        )
+        mark = "*" if row[fires_column(rule)] else " "
+        level = row[threshold_column(rule)]
+        parts.append(f"{row['layer']} {row['s_hat']:.3f}/{level:.3f}{mark} {row['type']}")
     return " | ".join(parts)
 
 

@@ -26,6 +26,13 @@ import numpy as np
 import pandas as pd
 
 from heavytail.classify import SPECTRUM_TYPES
+from heavytail.columns import (
+    FINAL_TYPE,
+    final_type_column,
+    rules_in,
+    stop_epoch_column,
+    threshold_column,
+)
 from heavytail.fit import fit_body, fit_mp
 from heavytail.history import read_history
 from heavytail.mp import mp_edges, mp_pdf
@@ -80,10 +87,6 @@ def read_run_folder(path: Path) -> RunData:
     )
 
 
-def _rules_in(columns) -> list[str]:
-    return [c.removeprefix("threshold_") for c in columns if c.startswith("threshold_")]
-
-
 def read_collection(path: Path, progress: bool) -> tuple[pd.DataFrame, list[RunData]]:
     runs = pd.read_csv(path / "runs.csv")
     epochs = pd.read_csv(path / "epochs.csv")
@@ -91,7 +94,7 @@ def read_collection(path: Path, progress: bool) -> tuple[pd.DataFrame, list[RunD
     esd_folder = path / "esd.parquet"
     by_run_epochs = dict(tuple(epochs.groupby("run", sort=False)))
     by_run_spectral = dict(tuple(spectral.groupby("run", sort=False)))
-    rules = _rules_in(spectral.columns)
+    rules = rules_in(spectral.columns)
     loaded = []
     for row in _progress(runs.to_dict("records"), progress, "reading runs"):
         run = row["run"]
@@ -112,11 +115,11 @@ def read_collection(path: Path, progress: bool) -> tuple[pd.DataFrame, list[RunD
                 stops={
                     rule: (
                         None
-                        if pd.isna(row.get(f"stop_epoch_{rule}"))
-                        else int(row[f"stop_epoch_{rule}"])
+                        if pd.isna(row.get(stop_epoch_column(rule)))
+                        else int(row[stop_epoch_column(rule)])
                     )
                     for rule in rules
-                    if f"stop_epoch_{rule}" in row
+                    if stop_epoch_column(rule) in row
                 },
                 n_classes=None if K is None or pd.isna(K) else int(K),
                 label=_setting_label(row),
@@ -242,11 +245,11 @@ def shat_figure(run: RunData, layer: str):
             x=rows["epoch"], y=rows["s_hat"], name="s_hat", line={"color": "black", "width": 2}
         )
     )
-    for rule in _rules_in(rows.columns):
+    for rule in rules_in(rows.columns):
         figure.add_trace(
             go.Scatter(
                 x=rows["epoch"],
-                y=rows[f"threshold_{rule}"],
+                y=rows[threshold_column(rule)],
                 name=f"threshold {rule}",
                 line={"dash": "dash"},
             )
@@ -394,7 +397,7 @@ def phase_figure(runs: pd.DataFrame, layer: str):
     """Final type per setting: difficulty on x, K (or seed) on y, the paper's Fig. 2.13."""
     import plotly.graph_objects as go
 
-    column = f"final_type_{layer}"
+    column = final_type_column(layer)
     x_key = next(
         (
             k
@@ -504,9 +507,7 @@ def build(path: Path, progress: bool = True, inline_js: bool = True) -> str:
     if len(loaded) > 1 or runs is not None:
         body.append(f"<p>{len(loaded)} runs.</p>")
         if runs is not None:
-            layers = [
-                c.removeprefix("final_type_") for c in runs.columns if c.startswith("final_type_")
-            ]
+            layers = [c.removeprefix(FINAL_TYPE) for c in runs.columns if c.startswith(FINAL_TYPE)]
             for number, layer in enumerate(layers):
                 body.append(_html(phase_figure(runs, layer), f"phase-{number}"))
         body.append("<h2>Stopping rules per run</h2>")
