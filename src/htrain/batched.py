@@ -33,6 +33,7 @@ from torch import nn
 
 from htrain.data import Dataset
 from htrain.models import MLP
+from htrain.networks import NETWORKS, network_entry
 from htrain.rundir import RunLock
 from htrain.spectra import stacked_eigenvalues
 from htrain.train import (
@@ -97,7 +98,7 @@ class StackedMLP(nn.Module):
 
 def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
     """What members must share to be stacked (None: this run cannot be stacked)."""
-    if config.model not in ("nn1", "nn2"):
+    if not network_entry(config.model).stackable:
         return None
     if config.optimizer != "sgd":
         return None  # Adam's per-member state (moments, step) is not split back on save
@@ -154,7 +155,7 @@ def train_batched(
         odd = members[keys.index(None)]
         raise ValueError(
             f"{odd.config.model} runs with {odd.config.optimizer} cannot be stacked "
-            "(only nn1 and nn2 with SGD)"
+            f"(only {', '.join(n for n, e in NETWORKS.items() if e.stackable)} with SGD)"
         )
     summaries: list[dict | None] = [None] * len(members)
     with ExitStack() as locks:

@@ -47,7 +47,7 @@ from heavytail.columns import (
 )
 from htrain.datasets import n_classes_of
 from htrain.io import replace_folder, write_atomically
-from htrain.paper import PAPER_LAYERS
+from htrain.networks import network_entry
 from htrain.replay import Analysis, read_eigenvalues, replay
 from htrain.runfiles import METRICS_COLUMNS
 
@@ -92,7 +92,7 @@ def analysis_of(config: dict, n_classes: str | int | None = "config") -> Analysi
     settings, and K for the spike rule: ``"config"`` = the run's spectra.n_classes (auto, the
     default, = the data's classes), ``None`` = K unknown (the gap rule), or a number."""
     spectra, stop = config.get("spectra", {}), config.get("early_stop", {})
-    layers = spectra.get("layers") or PAPER_LAYERS[config["model"]["name"]]
+    layers = spectra.get("layers") or network_entry(config["model"]["name"]).monitored
     if n_classes == "config":
         n_classes = spectra.get("n_classes", "auto")
     if n_classes == "auto":

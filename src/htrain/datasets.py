@@ -87,3 +87,14 @@ def dataset_entry(name: str) -> DataSetEntry:
 def n_classes_of(spec: Mapping) -> int:
     """K of the data set a ``data`` config describes."""
     return dataset_entry(spec["name"]).n_classes(spec)
+
+
+def n_classes_of_row(row: Mapping) -> int | None:
+    """K of a collected run from its ``data.*`` columns (runs.csv), None when its data set is
+    not registered here."""
+    spec = {
+        key.removeprefix("data."): value for key, value in row.items() if key.startswith("data.")
+    }
+    if spec.get("name") not in DATASETS:
+        return None
+    return int(n_classes_of(spec))

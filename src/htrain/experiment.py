@@ -68,7 +68,7 @@ def _check_memory(cfg) -> None:
     if size is None:
         return  # the real data sets are as large as their files
     features = size()
-    classes = int(spec.K) if spec.name == "gmm" else 10
+    classes = num_classes(cfg)
     samples = classes * (int(spec.n_per_class) + int(spec.n_test_per_class))
     needed = 8 * samples * features  # float64 while drawn
     try:
@@ -125,14 +125,13 @@ def num_classes(cfg) -> int:
 
 def train_config(cfg):
     """The ``TrainConfig`` of a composed config (checked: ``TrainConfig.check``)."""
-    from htrain.paper import PAPER_LAYERS
+    from htrain.networks import network_entry
     from htrain.train import StopRule, TrainConfig
 
-    if cfg.model.name not in PAPER_LAYERS:
-        raise ValueError(f"unknown model {cfg.model.name!r}; choose from {', '.join(PAPER_LAYERS)}")
+    network = network_entry(cfg.model.name)
     layers = cfg.spectra.layers
     if layers is None:
-        layers = PAPER_LAYERS[cfg.model.name]
+        layers = list(network.monitored)
     elif len(layers) == 0:
         raise ValueError(
             "spectra.layers is empty: name the layers to monitor, or null for the paper's"

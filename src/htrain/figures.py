@@ -13,8 +13,7 @@ from matplotlib.figure import Figure
 import heavytail as ht
 from heavytail.columns import FINAL_TYPE, threshold_column
 from heavytail.viz import plot_esd
-from htrain.datasets import DATASETS
-from htrain.datasets import n_classes_of as n_classes_of_data
+from htrain.datasets import n_classes_of_row
 from htrain.report import TYPES, layers_of, parameter_label, thresholds_in, type_shares
 
 TYPE_COLOURS = {"LT": "tab:green", "BT": "tab:orange", "HT": "tab:red", "RC": "0.4"}
@@ -142,12 +141,9 @@ def _spectra(esd: pd.DataFrame, run: str, layer: str) -> dict[int, np.ndarray]:
 
 
 def n_classes_of(runs: pd.DataFrame, run: str) -> int | None:
-    """K of a run's problem, as the spike rule was given it (data.K of a mixture)."""
-    row = runs.set_index("run").loc[run]
-    if "data.K" in row and pd.notna(row["data.K"]):
-        return int(row["data.K"])
-    name = row.get("data.name")
-    return n_classes_of_data({"name": name}) if name in DATASETS and name != "gmm" else None
+    """K of a run's problem, as the spike rule was given it (``htrain.datasets``: data.K of
+    a mixture)."""
+    return n_classes_of_row(runs.set_index("run").loc[run])
 
 
 def esd_panels(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from htrain.networks import network_entry
+
 
 class MLP(nn.Module):
     """Linear layers fc1..fcL between the given widths, ReLU between them."""
@@ -100,16 +102,6 @@ def vgg11(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return ConvNet(nn.Sequential(*layers), [512, 512, 512, num_classes])
 
 
-MODELS = {"nn1": nn1, "nn2": nn2, "lenet": lenet, "minialexnet": minialexnet, "vgg11": vgg11}
-# the layers the paper monitors (docs/paper.md section 3)
-# the input each network expects, for the message when the data do not fit
-EXPECTED_INPUT = {
-    "lenet": "C x 28 x 28",
-    "minialexnet": "C x 28 x 28",
-    "vgg11": "C x 32 x 32",
-}
-
-
 def _flat(in_shape: tuple[int, ...]) -> int:
     size = 1
     for dim in in_shape:
@@ -118,22 +110,22 @@ def _flat(in_shape: tuple[int, ...]) -> int:
 
 
 def build_model(name: str, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """The named network for inputs of ``in_shape`` (without the batch dimension).
+    """The registered network ``name`` (``htrain.networks``) for inputs of ``in_shape``
+    (without the batch dimension).
 
     Raises ValueError for an unknown name or an input the network cannot take (checked by
     running one zero input through it, so the message comes before any training).
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    entry = network_entry(name)
     if num_classes < 2:
         raise ValueError(f"need at least 2 classes, got {num_classes}")
     try:
-        model = MODELS[name](tuple(in_shape), num_classes)
+        model = entry.build(tuple(in_shape), num_classes)
         model.eval()
         with torch.no_grad():
             model(torch.zeros(2, *in_shape))
     except RuntimeError as error:
-        expected = EXPECTED_INPUT.get(name, "any shape")
+        expected = entry.expected_input
         raise ValueError(
             f"model {name} cannot take inputs of shape {tuple(in_shape)} (expects {expected}): "
             f"{str(error).splitlines()[0]}"

@@ -30,7 +30,7 @@ from heavytail.evidence import eb_stop
 from heavytail.fit import fit_body
 from heavytail.growth import DEFAULT_Z, bulk_growth_stop
 from htrain.compare import validation_stop
-from htrain.datasets import dataset_entry
+from htrain.datasets import dataset_entry, n_classes_of_row
 
 PAPER_RULE = ht.Threshold("paper", 0.4)  # the paper's rule with its C, as the tables report it
 
@@ -211,8 +211,7 @@ def load_source(results: Path, source: Source) -> list[Trajectory]:
             continue  # a run that ended early (diverged) is not part of the suite
         rows = spectral[(spectral["run"] == run) & (spectral["epoch"] <= source.budget)]
         layers = tuple(dict.fromkeys(rows["layer"]))
-        K = row.get("data.K")
-        n_classes = int(K) if pd.notna(K) else 10
+        n_classes = n_classes_of_row(row)
         trajectory = Trajectory(
             run=run,
             info=_describe(row, source),
