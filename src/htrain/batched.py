@@ -39,6 +39,7 @@ from htrain.spectra import stacked_eigenvalues
 from htrain.train import (
     RunRecorder,
     TrainConfig,
+    measured,
     monitored_weights,
     new_model,
     new_optimizer,
@@ -306,23 +307,43 @@ class StackedStep:
             self._eager(index)
 
 
+def _stacked_splits(members, device) -> dict:
+    """Every member's data stacked on ``device``: {split: (x (R, n, ...), y (R, n)) or None}."""
+    splits = {}
+    for split in ("train", "test", "val"):
+        xs = [getattr(m.data, f"x_{split}") for m in members]
+        ys = [getattr(m.data, f"y_{split}") for m in members]
+        splits[split] = None if xs[0] is None else (_stack(xs, device), torch.stack(ys).to(device))
+    return splits
+
+
+def _record_member(
+    r, recorder, model, optimizer, template, generators, rngs, epoch, host, finite, seconds, spectra
+) -> bool:
+    """Record member ``r``'s epoch (saving when due); whether it is still training."""
+    metrics = {"epoch": epoch, **{name: values[r] for name, values in host.items()}}
+    diverged = not math.isfinite(metrics["train_loss"]) or not finite[r]
+    weights = {layer: model.weight(r, layer) for layer in recorder.config.layers}
+    recorder.record(epoch, metrics, weights, diverged, seconds, spectra.get(r))
+    if recorder.due(epoch):
+        state = _member_optimizer(model, optimizer, template, r)
+        recorder.save(model.member_state(r), state, generators[r].get_state(), rngs[r])
+    return recorder.running
+
+
 def _train_stack(
     members, recorders, singles, generators, rngs, start, device, progress, graphs=True
 ):
+    """The stacked epoch loop: the single run's (``htrain.train.run_training``) with one
+    stacked step for all live members and the same ``measured`` metrics per member."""
     config = members[0].config
     model = StackedMLP([single for single, _ in singles]).to(device)
     optimizer = new_optimizer(config, model.parameters())
     _load_momentum(model, optimizer, singles)
     template = new_optimizer(config, singles[0][0].parameters()).state_dict()
     count = len(members)
-    x_train = _stack([m.data.x_train for m in members], device)
-    y_train = torch.stack([m.data.y_train for m in members]).to(device)
-    x_test = _stack([m.data.x_test for m in members], device)
-    y_test = torch.stack([m.data.y_test for m in members]).to(device)
-    has_val = members[0].data.x_val is not None
-    if has_val:
-        x_val = _stack([m.data.x_val for m in members], device)
-        y_val = torch.stack([m.data.y_val for m in members]).to(device)
+    splits = _stacked_splits(members, device)
+    x_train, y_train = splits["train"]
     active = torch.ones(count, dtype=torch.bool, device=device)
     live, summaries = list(range(count)), {}
     n_train = y_train.shape[1]
@@ -338,37 +359,18 @@ def _train_stack(
             for index in order.to(device).split(config.batch_size, dim=1):
                 step(index)
             train_loss, train_acc = step.loss_sum / n_train, step.correct / n_train
-        test_loss, test_acc = _evaluate(model, x_test, y_test)
-        columns = {
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-        }
-        if has_val:
-            columns["val_loss"], columns["val_acc"] = _evaluate(model, x_val, y_val)
+        columns = measured(_evaluate, model, splits, train_loss, train_acc)
         finite = _finite(model)
         host = {name: values.tolist() for name, values in columns.items()}  # one sync per epoch
         finite = finite.tolist()
         seconds = (time.perf_counter() - began) / max(len(live), 1)
         spectra = _stacked_spectra(model, members, live, epoch)
         for r in list(live):
-            metrics = {"epoch": epoch, **{name: host[name][r] for name in host}}
-            diverged = not math.isfinite(metrics["train_loss"]) or not finite[r]
-            weights = {layer: model.weight(r, layer) for layer in members[r].config.layers}
-            recorder = recorders[r]
-            recorder.record(epoch, metrics, weights, diverged, seconds, spectra.get(r))
-            if recorder.due(epoch):
-                recorder.save(
-                    model.member_state(r),
-                    _member_optimizer(model, optimizer, template, r),
-                    generators[r].get_state(),
-                    rngs[r],
-                )
-            if not recorder.running:  # finished, stopped or diverged: out of the loss
-                live.remove(r)
+            args = (model, optimizer, template, generators, rngs, epoch, host, finite, seconds)
+            if not _record_member(r, recorders[r], *args, spectra):
+                live.remove(r)  # finished, stopped or diverged: out of the loss
                 active[r] = False
-                summaries[r] = recorder.finish()
+                summaries[r] = recorders[r].finish()
         if progress:
             print(f"epoch {epoch:3d}: {len(live)} of {count} runs training", flush=True)
         if not live:

@@ -587,6 +587,85 @@ def new_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
     )
 
 
+def _resume(recorder, payload, model, optimizer, generator) -> None:
+    """Load a checkpoint's states; BadCheckpoint with what to do when they do not fit."""
+    try:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"].cpu())
+        torch.set_rng_state(payload["torch_rng"].cpu())
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
+        raise BadCheckpoint(
+            f"{recorder.out / 'checkpoint.pt'} does not fit this model "
+            f"({_first_line(error)}); {RESTART_HINT}"
+        ) from None
+
+
+def _on_device(data: Dataset, device) -> dict[str, torch.Tensor | None]:
+    """The data's tensors on ``device``, by split name (val: None without a validation set)."""
+    moved = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+    moved["val"] = (data.x_val, data.y_val)
+    return {
+        split: None if x is None else (x.to(device), y.to(device))
+        for split, (x, y) in moved.items()
+    }
+
+
+def measured(evaluate, model, splits: dict, train_loss, train_acc) -> dict:
+    """The metrics every epoch records, shared by the single and the stacked loop: the
+    training loss and accuracy given, then ``evaluate(model, x, y)`` -> (loss, accuracy) on
+    the test split and on the validation split when there is one."""
+    metrics = {"train_loss": train_loss, "train_acc": train_acc}
+    metrics["test_loss"], metrics["test_acc"] = evaluate(model, *splits["test"])
+    if splits["val"] is not None:
+        metrics["val_loss"], metrics["val_acc"] = evaluate(model, *splits["val"])
+    return metrics
+
+
+def run_epoch(epoch, model, optimizer, splits, config: TrainConfig, generator, device) -> dict:
+    """Epoch ``epoch`` of one run: train (epoch 0 is the initialisation, only measured),
+    then measure; its metrics row (train, test, validation when held out, EB when logged)."""
+    x_train, y_train = splits["train"]
+    eb = None
+    if epoch == 0:  # the initialisation, measured like any other epoch
+        train_loss, train_acc = evaluate(model, x_train, y_train)
+    elif config.grad_stats:
+        with GradientNoise(model) as noise:
+            train_loss, train_acc, eb = _train_epoch(
+                model, optimizer, x_train, y_train, config.batch_size, generator, device,
+                noise, config.grad_stats,
+            )  # fmt: skip
+    else:
+        train_loss, train_acc, _ = _train_epoch(
+            model, optimizer, x_train, y_train, config.batch_size, generator, device
+        )
+    metrics = {"epoch": epoch, **measured(evaluate, model, splits, train_loss, train_acc)}
+    if config.grad_stats:
+        metrics["eb_criterion"] = eb
+    return metrics
+
+
+def _diverged(model: nn.Module, train_loss: float) -> bool:
+    return not math.isfinite(train_loss) or any(
+        not torch.isfinite(p).all() for p in model.parameters()
+    )
+
+
+def epoch_bar(first: int, last: int, progress: bool):
+    """The progress bar over epochs first..last.  A bar redrawn into a log file is noise:
+    only on a terminal (epoch lines go to stdout either way)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        range(first, last + 1),
+        initial=first,
+        total=last + 1,
+        disable=not progress or not sys.stderr.isatty(),
+        desc="epochs",
+        leave=False,
+    )
+
+
 def run_training(
     out_dir: str | Path,
     data: Dataset,
@@ -607,8 +686,6 @@ def run_training(
     config.yaml; ``info`` (e.g. the profile and the commit) is copied into summary.json.
     A checkpoint that cannot be used raises ``BadCheckpoint`` with what to do.
     """
-    from tqdm import tqdm
-
     config.check()
     with RunLock(out_dir, wait=wait_for_lock):
         recorder = RunRecorder(out_dir, data, config, info, config_yaml, restart, checkpoint_every)
@@ -623,83 +700,20 @@ def run_training(
         if payload is not None:
             if not recorder.running:  # ended before its summary was written (killed between)
                 return recorder.finish()
-            try:
-                model.load_state_dict(payload["model"])
-                optimizer.load_state_dict(payload["optimizer"])
-                generator.set_state(payload["generator"].cpu())
-                torch.set_rng_state(payload["torch_rng"].cpu())
-            except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as error:
-                raise BadCheckpoint(
-                    f"{recorder.out / 'checkpoint.pt'} does not fit this model "
-                    f"({_first_line(error)}); {RESTART_HINT}"
-                ) from None
-        x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-        x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-        x_val = data.x_val.to(device) if data.x_val is not None else None
-        y_val = data.y_val.to(device) if data.y_val is not None else None
-        bar = tqdm(
-            range(recorder.next_epoch, config.epochs + 1),
-            initial=recorder.next_epoch,
-            total=config.epochs + 1,
-            # a bar redrawn into a log file is noise: only on a terminal (epoch lines go to
-            # stdout either way)
-            disable=not progress or not sys.stderr.isatty(),
-            desc="epochs",
-            leave=False,
-        )
+            _resume(recorder, payload, model, optimizer, generator)
+        splits = _on_device(data, device)
+        bar = epoch_bar(recorder.next_epoch, config.epochs, progress)
         for epoch in bar:
             began = time.perf_counter()
-            eb = None
-            if epoch == 0:  # the initialisation, measured like any other epoch
-                train_loss, train_acc = evaluate(model, x_train, y_train)
-            elif config.grad_stats:
-                with GradientNoise(model) as noise:
-                    train_loss, train_acc, eb = _train_epoch(
-                        model,
-                        optimizer,
-                        x_train,
-                        y_train,
-                        config.batch_size,
-                        generator,
-                        device,
-                        noise,
-                        config.grad_stats,
-                    )
-            else:
-                train_loss, train_acc, _ = _train_epoch(
-                    model, optimizer, x_train, y_train, config.batch_size, generator, device
-                )
-            test_loss, test_acc = evaluate(model, x_test, y_test)
-            metrics = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-            }
-            if x_val is not None:
-                metrics["val_loss"], metrics["val_acc"] = evaluate(model, x_val, y_val)
-            if config.grad_stats:
-                metrics["eb_criterion"] = eb
-            diverged = not math.isfinite(train_loss) or any(
-                not torch.isfinite(p).all() for p in model.parameters()
-            )
-            rows = recorder.record(
-                epoch,
-                metrics,
-                monitored_weights(model, config.layers),
-                diverged,
-                time.perf_counter() - began,
-            )
+            metrics = run_epoch(epoch, model, optimizer, splits, config, generator, device)
+            weights = monitored_weights(model, config.layers)
+            diverged = _diverged(model, metrics["train_loss"])
+            rows = recorder.record(epoch, metrics, weights, diverged, time.perf_counter() - began)
             if recorder.due(epoch):
-                recorder.save(
-                    model.state_dict(),
-                    optimizer.state_dict(),
-                    generator.get_state(),
-                    torch.get_rng_state(),
-                )
+                states = (model.state_dict(), optimizer.state_dict(), generator.get_state())
+                recorder.save(*states, torch.get_rng_state())
             if progress:
-                tqdm.write(_line(epoch, metrics, rows, config.stop.name))
+                bar.write(_line(epoch, metrics, rows, config.stop.name))
             if not recorder.running:
                 break
         bar.close()
