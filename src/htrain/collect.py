@@ -185,19 +185,18 @@ def _partial_summary(metrics: pd.DataFrame, config: dict) -> dict:
     }
 
 
-def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: bool = False) -> dict:
-    """A finished run's config, summary, metrics and replayed spectral rows; ``RunProblem``
-    with the reason when the folder is incomplete or any file is malformed.  ``partial``:
-    an unfinished run is read up to its last saved epoch (status "partial")."""
+def _read_config(run_dir: Path) -> dict:
     try:
         config = yaml.load(checked_file(run_dir / "config.yaml").read_text(), _NoAliasLoader)
     except (OSError, yaml.YAMLError) as error:
         raise RunProblem(f"config.yaml unreadable: {error}") from None
     if not isinstance(config, dict) or not {"data", "model"} <= set(config):
         raise RunProblem("config.yaml is empty or not a run's config (no data/model)")
-    finished = (run_dir / "done").exists()
-    if not finished and not partial:
-        raise RunProblem("incomplete: no done marker (re-run the sweep to resume it)")
+    return config
+
+
+def _read_summary(run_dir: Path, config: dict, finished: bool) -> dict:
+    """summary.json, or for an unfinished run a summary rebuilt from metrics.csv."""
     if finished:
         try:
             summary = json.loads(checked_file(run_dir / "summary.json").read_text())
@@ -208,6 +207,11 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
     if not isinstance(summary, dict) or SUMMARY_KEYS - set(summary):
         missing = sorted(SUMMARY_KEYS - set(summary)) if isinstance(summary, dict) else "all"
         raise RunProblem(f"summary.json lacks {missing}")
+    return summary
+
+
+def _read_metrics(run_dir: Path, summary: dict) -> pd.DataFrame:
+    """metrics.csv, checked: its columns, one row per epoch the summary counts, test accuracies."""
     metrics = _read_csv(run_dir / "metrics.csv")
     missing = set(METRICS_COLUMNS) - set(metrics.columns)
     if missing:
@@ -220,6 +224,11 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         )
     if metrics["test_acc"].isna().any():
         raise RunProblem("metrics.csv has epochs without a test accuracy")
+    return metrics
+
+
+def _read_spectra(run_dir: Path, last: int | None) -> tuple[pd.DataFrame, dict]:
+    """spectral.csv and eigenvalues.npz, up to epoch ``last`` when given (an unfinished run)."""
     recorded = _read_csv(run_dir / "spectral.csv")
     if set(SHAPE_COLUMNS) - set(recorded.columns):
         raise RunProblem(f"spectral.csv lacks {sorted(set(SHAPE_COLUMNS) - set(recorded.columns))}")
@@ -227,13 +236,16 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         eigenvalues = read_eigenvalues(checked_file(run_dir / "eigenvalues.npz"))
     except Exception as error:  # BadZipFile, truncated arrays, pickles refused...
         raise RunProblem(f"eigenvalues.npz unreadable: {type(error).__name__}: {error}") from None
-    if not finished:
+    if last is not None:
         # a save writes metrics.csv, spectral.csv, eigenvalues.npz in turn: read while a run
         # saves, the later files can be a save ahead; keep the epochs metrics.csv has
-        last = int(summary["epochs_run"])
         recorded = recorded[recorded["epoch"] <= last]
         eigenvalues = {epoch: by_layer for epoch, by_layer in eigenvalues.items() if epoch <= last}
-    analysis = analysis_of(config, n_classes)
+    return recorded, eigenvalues
+
+
+def _check_spectra(recorded: pd.DataFrame, eigenvalues: dict, analysis: Analysis) -> dict:
+    """Each monitored layer's (n, N); RunProblem when a layer or a recorded spectrum is missing."""
     shapes = {
         layer: (int(rows["n"].iloc[0]), int(rows["N"].iloc[0]))
         for layer, rows in recorded.groupby("layer", sort=False)
@@ -242,7 +254,6 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
         raise RunProblem(
             f"spectral.csv has no rows for {sorted(set(analysis.layers) - set(shapes))}"
         )
-    measured = sorted(int(epoch) for epoch in recorded["epoch"].unique())
     if "skipped" in recorded:
         usable = recorded[recorded["skipped"].isna() | (recorded["skipped"].astype(str) == "")]
     else:
@@ -250,6 +261,23 @@ def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: boo
     for epoch, layer in zip(usable["epoch"], usable["layer"], strict=True):
         if layer not in eigenvalues.get(int(epoch), {}):
             raise RunProblem(f"eigenvalues.npz lacks {layer} at epoch {epoch}")
+    return shapes
+
+
+def read_run(run_dir: Path, n_classes: str | int | None = "config", partial: bool = False) -> dict:
+    """A finished run's config, summary, metrics and replayed spectral rows; ``RunProblem``
+    with the reason when the folder is incomplete or any file is malformed.  ``partial``:
+    an unfinished run is read up to its last saved epoch (status "partial")."""
+    config = _read_config(run_dir)
+    finished = (run_dir / "done").exists()
+    if not finished and not partial:
+        raise RunProblem("incomplete: no done marker (re-run the sweep to resume it)")
+    summary = _read_summary(run_dir, config, finished)
+    metrics = _read_metrics(run_dir, summary)
+    recorded, eigenvalues = _read_spectra(run_dir, None if finished else int(summary["epochs_run"]))
+    analysis = analysis_of(config, n_classes)
+    shapes = _check_spectra(recorded, eigenvalues, analysis)
+    measured = sorted(int(epoch) for epoch in recorded["epoch"].unique())
     rows, stoppers = replay(eigenvalues, shapes, analysis, measured)
     return {
         "config": flatten(config),
@@ -295,15 +323,9 @@ def run_row(run: str, keys: dict, loaded: dict) -> dict:
     return row
 
 
-def collect(
-    runs_dir: Path, n_classes: str | int | None = "config", partial: bool = False
-) -> tuple[dict[str, pd.DataFrame], dict]:
-    """The tables of every run folder under ``runs_dir`` (with "problems"), and what they
-    were made with: the analyses and the commits of the runs (from their summary.json).
-    ``partial``: unfinished runs too, up to their last saved epoch (``read_run``)."""
-    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not run_dirs:
-        raise FileNotFoundError(f"no run directories under {runs_dir}")
+def _read_runs(run_dirs, n_classes, partial) -> tuple[dict[str, dict], list[dict]]:
+    """Every readable run by folder name, and one problem row per folder that is not (or
+    that diverged: kept in the tables and listed)."""
     runs, problems = {}, []
     for run_dir in run_dirs:
         try:
@@ -324,6 +346,11 @@ def collect(
             continue
         if runs[run_dir.name]["summary"]["status"] == "diverged":
             problems.append({"run": run_dir.name, "problem": "diverged (kept in the tables)"})
+    return runs, problems
+
+
+def _key_columns(runs: dict[str, dict]) -> list[str]:
+    """The config columns that identify a run: the descriptive ones, then any that vary."""
     configs = pd.DataFrame({name: run["config"] for name, run in runs.items()}).T
     varying = [
         c
@@ -331,7 +358,31 @@ def collect(
         if configs[c].astype(str).nunique() > 1 and not c.startswith(("paths.", "hydra"))
     ]
     key_columns = [c for c in DESCRIPTIVE if c in configs.columns]
-    key_columns += [c for c in varying if c not in key_columns]
+    return key_columns + [c for c in varying if c not in key_columns]
+
+
+def _provenance(runs: dict[str, dict]) -> dict:
+    """The analyses the runs were read under and the commits that trained them."""
+    analyses = {json.dumps(run["analysis"].identity(), sort_keys=True) for run in runs.values()}
+    commits = Counter(
+        f"{run['summary'].get('commit') or 'unknown'}"
+        f"{'+dirty' if run['summary'].get('dirty') else ''}"
+        for run in runs.values()
+    )
+    return {"analysis": [json.loads(a) for a in sorted(analyses)], "run_commits": dict(commits)}
+
+
+def collect(
+    runs_dir: Path, n_classes: str | int | None = "config", partial: bool = False
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The tables of every run folder under ``runs_dir`` (with "problems"), and what they
+    were made with: the analyses and the commits of the runs (from their summary.json).
+    ``partial``: unfinished runs too, up to their last saved epoch (``read_run``)."""
+    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not run_dirs:
+        raise FileNotFoundError(f"no run directories under {runs_dir}")
+    runs, problems = _read_runs(run_dirs, n_classes, partial)
+    key_columns = _key_columns(runs)
     rows, epochs, spectral = [], [], []
     for name, run in runs.items():
         keys = {column: run["config"].get(column) for column in key_columns}
@@ -349,14 +400,7 @@ def collect(
         if not frame.empty:
             first = ["run", *key_columns]
             tables[table] = frame[first + [c for c in frame.columns if c not in first]]
-    analyses = {json.dumps(run["analysis"].identity(), sort_keys=True) for run in runs.values()}
-    commits = Counter(
-        f"{run['summary'].get('commit') or 'unknown'}"
-        f"{'+dirty' if run['summary'].get('dirty') else ''}"
-        for run in runs.values()
-    )
-    meta = {"analysis": [json.loads(a) for a in sorted(analyses)], "run_commits": dict(commits)}
-    return tables, meta
+    return tables, _provenance(runs)
 
 
 def write_tables(tables: dict[str, pd.DataFrame], meta: dict, out_dir: Path) -> None:
