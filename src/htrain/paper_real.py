@@ -50,6 +50,41 @@ def _paper(data: str, model: str, batch: int) -> tuple[str, str, str]:
     return fires, accuracy, types
 
 
+def _growth_cell(trajectory) -> str:
+    """The bulk-growth rule's stop on one run: "epoch : accuracy", "-" (never), "n/a"."""
+    if trajectory is None:
+        return "n/a"
+    decision = BulkGrowth().decide(trajectory)
+    if decision is None:
+        return "n/a"
+    if decision.stop_epoch is None:
+        return "-"
+    return f"{decision.stop_epoch} : {100 * trajectory.accuracy(decision.reported_epoch):.2f}%"
+
+
+def _row(record, epochs: pd.DataFrame, gap, trajectory) -> str:
+    """One run's row of ``real_table``."""
+    run = record["run"]
+    data, model = record["data.name"], record["model.name"]
+    batch = int(record["train.batch_size"])
+    paper_fires, paper_final, paper_types = _paper(data, model, batch)
+    metrics = epochs[(epochs["run"] == run) & (epochs["epoch"] >= 1)]
+    best = metrics.loc[metrics["test_acc"].idxmax()]
+    types = ", ".join(
+        str(record.get(final_type_column(layer), "n/a"))
+        for layer in LAYERS
+        if final_type_column(layer) in record and pd.notna(record[final_type_column(layer)])
+    )
+    return (
+        f"| {data} | {model} | {batch} | {paper_fires} | {_pair(record, model)} | "
+        f"{_pair(gap.loc[run], model) if gap is not None and run in gap.index else 'n/a'} | "
+        f"{_growth_cell(trajectory)} | {paper_final} | "
+        f"{100 * float(record['final_test_acc']):.2f}% | "
+        f"{100 * float(best['test_acc']):.2f}% ({int(best['epoch'])}) | {paper_types} | "
+        f"{types} |"
+    )
+
+
 def real_table(results: Path, format_test: bool = False) -> str:
     """The Markdown comparison (``format_test``: the runs are tiny files in the real formats,
     which the title says)."""
@@ -62,7 +97,6 @@ def real_table(results: Path, format_test: bool = False) -> str:
     trajectories = {
         t.run: t for t in load_source(results, Source("paper_real", "real", "large", budget))
     }
-    growth = BulkGrowth()
     lines = []
     if format_test:
         lines += [
@@ -81,33 +115,5 @@ def real_table(results: Path, format_test: bool = False) -> str:
         ["_order", "model.name", "train.batch_size"], kind="stable"
     )
     for _, record in runs.iterrows():
-        run = record["run"]
-        data, model = record["data.name"], record["model.name"]
-        batch = int(record["train.batch_size"])
-        paper_fires, paper_final, paper_types = _paper(data, model, batch)
-        metrics = epochs[(epochs["run"] == run) & (epochs["epoch"] >= 1)]
-        best = metrics.loc[metrics["test_acc"].idxmax()]
-        trajectory = trajectories.get(run)
-        stop = "n/a"
-        if trajectory is not None:
-            decision = growth.decide(trajectory)
-            if decision is not None:
-                stop = (
-                    "-"
-                    if decision.stop_epoch is None
-                    else f"{decision.stop_epoch} : "
-                    f"{100 * trajectory.accuracy(decision.reported_epoch):.2f}%"
-                )
-        types = ", ".join(
-            str(record.get(final_type_column(layer), "n/a"))
-            for layer in LAYERS
-            if final_type_column(layer) in record and pd.notna(record[final_type_column(layer)])
-        )
-        lines.append(
-            f"| {data} | {model} | {batch} | {paper_fires} | {_pair(record, model)} | "
-            f"{_pair(gap.loc[run], model) if gap is not None and run in gap.index else 'n/a'} | "
-            f"{stop} | {paper_final} | {100 * float(record['final_test_acc']):.2f}% | "
-            f"{100 * float(best['test_acc']):.2f}% ({int(best['epoch'])}) | {paper_types} | "
-            f"{types} |"
-        )
+        lines.append(_row(record, epochs, gap, trajectories.get(record["run"])))
     return "\n".join(lines) + "\n"

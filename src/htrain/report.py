@@ -155,6 +155,38 @@ def _types_cell(group: pd.DataFrame, layers: list[str]) -> str:
     return ", ".join(cells)
 
 
+def _table_rows(panel: str, eights: pd.DataFrame, column: str, extra_values: bool) -> list:
+    """The paper's rows of ``panel``, with a row per other value run when ``extra_values``."""
+    rows = paper_rows(panel)
+    if extra_values and len(eights):
+        reported = [row.value for row in rows]
+        rows += [
+            PaperRow(panel, float(value), None, None, ("",) * 2, math.nan, reported=False)
+            for value in sorted(eights[column].astype(float).unique())
+            if not np.isclose(value, reported, rtol=0, atol=1e-9).any()
+        ]
+        rows.sort(key=lambda row: row.value)
+    return rows
+
+
+def _layer_cells(group, rule: str, layer: str, tag: str, paper, paper_fire, with_paper) -> dict:
+    """One monitored layer's cells: ours (fired, median epoch, mean accuracy) and the paper's."""
+    record = {tag: layer}
+    if len(group):
+        summary = _fire_summary(group, rule, layer)
+        record[f"{tag}_fired"] = summary["fired"]
+        record[f"{tag}_epoch_median"] = summary["epoch_median"]
+        record[f"{tag}_acc_mean"] = summary["acc_mean"]
+        record[f"{tag}_ours"] = _fire_cell(summary)
+    else:
+        record[f"{tag}_ours"] = "not run"
+    if with_paper:
+        record[f"{tag}_paper"] = format_fire(paper_fire) if paper.reported else NOT_IN_PAPER
+        record[f"{tag}_paper_epoch"] = paper_fire[0] if paper_fire else math.nan
+        record[f"{tag}_paper_acc"] = paper_fire[1] if paper_fire else math.nan
+    return record
+
+
 def early_stopping_table(
     runs: pd.DataFrame,
     panel: str,
@@ -176,36 +208,14 @@ def early_stopping_table(
     with_paper = rule == ht.Threshold("paper", PAPER_C).name
     eights = runs[runs["data.K"].astype(int) == PAPER_K]
     records = []
-    rows = paper_rows(panel)
-    if extra_values and len(eights):
-        reported = [row.value for row in rows]
-        rows += [
-            PaperRow(panel, float(value), None, None, ("",) * 2, math.nan, reported=False)
-            for value in sorted(eights[column].astype(float).unique())
-            if not np.isclose(value, reported, rtol=0, atol=1e-9).any()
-        ]
-        rows.sort(key=lambda row: row.value)
-    for paper in rows:
+    for paper in _table_rows(panel, eights, column, extra_values):
         group = eights[_matches(eights[column], paper.value)]
         record = {"panel": panel, "parameter": parameter_label(column), "value": paper.value}
         record["seeds"] = len(group)
-        for position, (layer, paper_fire) in enumerate(
-            zip(layers, (paper.first, paper.second), strict=False)
-        ):
+        fires = zip(layers, (paper.first, paper.second), strict=False)
+        for position, (layer, paper_fire) in enumerate(fires):
             tag = f"layer{position + 1}"
-            record[f"{tag}"] = layer
-            if len(group):
-                summary = _fire_summary(group, rule, layer)
-                record[f"{tag}_fired"] = summary["fired"]
-                record[f"{tag}_epoch_median"] = summary["epoch_median"]
-                record[f"{tag}_acc_mean"] = summary["acc_mean"]
-                record[f"{tag}_ours"] = _fire_cell(summary)
-            else:
-                record[f"{tag}_ours"] = "not run"
-            if with_paper:
-                record[f"{tag}_paper"] = format_fire(paper_fire) if paper.reported else NOT_IN_PAPER
-                record[f"{tag}_paper_epoch"] = paper_fire[0] if paper_fire else math.nan
-                record[f"{tag}_paper_acc"] = paper_fire[1] if paper_fire else math.nan
+            record.update(_layer_cells(group, rule, layer, tag, paper, paper_fire, with_paper))
         record["final_types_ours"] = _types_cell(group, layers) if len(group) else "not run"
         record["final_acc_ours"] = (
             float(100 * group["final_test_acc"].mean()) if len(group) else math.nan
