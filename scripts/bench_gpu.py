@@ -19,13 +19,11 @@ H100 by design); on a CPU use a small size, e.g. --per-class 50 --members 4 --ep
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 import heavytail as ht
@@ -33,6 +31,7 @@ from htrain.batched import Member, train_batched
 from htrain.data import gaussian_mixture
 from htrain.io import Report
 from htrain.spectra import eigenvalues_of, stacked_eigenvalues
+from htrain.timing import epoch_seconds, median_seconds
 from htrain.train import TrainConfig, pick_device, run_training
 
 SHAPES = [(384, 512), (512, 1024), (1024, 2048), (500, 2450), (256, 2450)]
@@ -43,41 +42,49 @@ def eigvalsh_times(device: torch.device, repeats: int) -> list[dict]:
     rows = []
     for n, big_n in SHAPES:
         weight = torch.randn(n, big_n, device=device) / big_n**0.5
-        timings = {}
-        for where, solve in (("device", eigenvalues_of), ("host", ht.esd)):
-            solve(weight)  # warm-up (CUDA context, cuSOLVER handles)
-            seconds = []
-            for _ in range(repeats):
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                began = time.perf_counter()
-                solve(weight)
-                seconds.append(time.perf_counter() - began)
-            timings[where] = statistics.median(seconds)
+        timings = {
+            where: median_seconds(
+                lambda solve=solve, weight=weight: solve(weight), repeats, device
+            )[0]
+            for where, solve in (("device", eigenvalues_of), ("host", ht.esd))
+        }
         rows.append({"shape": f"{n}x{big_n}", **{f"{k}_ms": 1e3 * v for k, v in timings.items()}})
     return rows
 
 
-def _median_ms(call, device: torch.device, repeats: int) -> float:
-    call()  # warm-up
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        call()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - began)
-    return 1e3 * statistics.median(seconds)
+def stacked_runs(root: Path, tag: str, config, settings, args, graphs: bool):
+    """Median seconds per run-epoch of the settings trained as one stacked model, and the wall."""
+    members = [
+        Member(
+            root / f"{tag}{index}",
+            gaussian_mixture("d1", 8, 100, args.per_class, 1000, seed=seed, delta=delta),
+            TrainConfig(**{**config.__dict__, "seed": seed}),
+        )
+        for index, (delta, seed) in enumerate(settings)
+    ]
+    began = time.perf_counter()
+    train_batched(members, checkpoint_every=args.checkpoint_every, graphs=graphs)
+    wall = time.perf_counter() - began
+    return float(np.median([epoch_seconds(m.out_dir) for m in members])), wall
 
 
-def epoch_seconds(folder: Path) -> float:
-    metrics = pd.read_csv(folder / "metrics.csv")
-    return float(metrics.loc[metrics["epoch"] >= 1, "wall_time_s"].median())
+def spectra_section(say, device, count: int, repeats: int) -> None:
+    say("\n5. spectra of the stack's monitored layers, one run after another against one")
+    say("   batched eigendecomposition per layer (median ms per epoch of all runs)")
+    for n, big_n in ((512, 1024), (384, 512)):
+        weights = torch.randn(count, n, big_n, device=device) / big_n**0.5
+        loop = (
+            1e3
+            * median_seconds(lambda w=weights: [eigenvalues_of(m) for m in w], repeats, device)[0]
+        )
+        batch = 1e3 * median_seconds(lambda w=weights: stacked_eigenvalues(w), repeats, device)[0]
+        say(
+            f"  {n}x{big_n} x {count}: one by one {loop:8.1f}  batched {batch:8.1f}"
+            f"  ({loop / batch:.1f}x)"
+        )
 
 
-def main() -> None:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="also write the report to this Markdown file")
     parser.add_argument("--device", default="auto")
@@ -87,9 +94,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--checkpoint-every", type=int, default=10)
     args = parser.parse_args()
-    say = Report()
     if min(args.members, args.per_class, args.epochs, args.repeats) < 1:
         raise SystemExit("error: --members, --per-class, --epochs, --repeats must be positive")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    say = Report()
     device = pick_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     say(f"device: {name}; torch {torch.__version__}; {args.per_class} samples per class, K = 8")
@@ -102,6 +114,7 @@ def main() -> None:
         model="nn1", layers=("fc2", "fc3"), epochs=args.epochs, device=str(device), n_classes=8
     )
     settings = [(delta, seed) for seed in (0, 1, 2) for delta in DELTAS][: args.members]
+    count = len(settings)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         data = gaussian_mixture("d1", 8, 100, args.per_class, 1000, seed=0, delta=0.15)
@@ -110,28 +123,8 @@ def main() -> None:
         single_wall = time.perf_counter() - began
         single = epoch_seconds(root / "single")
         say(f"\n2. one run alone: {single:.3f} s per epoch ({single_wall:.1f} s in all)")
-
-        def stacked(tag: str, graphs: bool) -> tuple[float, float]:
-            members = []
-            for index, (delta, seed) in enumerate(settings):
-                run_config = TrainConfig(**{**config.__dict__, "seed": seed})
-                members.append(
-                    Member(
-                        root / f"{tag}{index}",
-                        gaussian_mixture(
-                            "d1", 8, 100, args.per_class, 1000, seed=seed, delta=delta
-                        ),
-                        run_config,
-                    )
-                )
-            began = time.perf_counter()
-            train_batched(members, checkpoint_every=args.checkpoint_every, graphs=graphs)
-            wall = time.perf_counter() - began
-            return float(np.median([epoch_seconds(m.out_dir) for m in members])), wall
-
-        before, before_wall = stacked("eager", graphs=False)
-        after, after_wall = stacked("graph", graphs=True)
-        count = len(settings)
+        before, before_wall = stacked_runs(root, "eager", config, settings, args, graphs=False)
+        after, after_wall = stacked_runs(root, "graph", config, settings, args, graphs=True)
         say(
             f"\n3. {count} runs stacked, eager steps: {before * count:.3f} s per epoch of all "
             f"of them, {before:.4f} s per run-epoch ({before_wall:.1f} s in all)"
@@ -141,17 +134,7 @@ def main() -> None:
             f"{after * count:.3f} s per epoch, {after:.4f} s per run-epoch "
             f"({after_wall:.1f} s in all)"
         )
-
-    say("\n5. spectra of the stack's monitored layers, one run after another against one")
-    say("   batched eigendecomposition per layer (median ms per epoch of all runs)")
-    for n, big_n in ((512, 1024), (384, 512)):
-        weights = torch.randn(len(settings), n, big_n, device=device) / big_n**0.5
-        loop = _median_ms(lambda w=weights: [eigenvalues_of(m) for m in w], device, args.repeats)
-        batch = _median_ms(lambda w=weights: stacked_eigenvalues(w), device, args.repeats)
-        say(
-            f"  {n}x{big_n} x {len(settings)}: one by one {loop:8.1f}  batched {batch:8.1f}"
-            f"  ({loop / batch:.1f}x)"
-        )
+    spectra_section(say, device, count, args.repeats)
     say(f"\nratio (one run alone / one run stacked, per epoch): {single / after:.1f}x")
     say(f"ratio (stacked eager / stacked with graphs, per epoch): {before / after:.2f}x")
     panel = 81 * 250 * after

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 import warnings
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import numpy as np
 import heavytail as ht
 from heavytail import families
 from htrain.io import Report
+from htrain.timing import median_seconds
 
 
 def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
@@ -54,19 +54,10 @@ def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
     ]
 
 
-def median_time(function, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), result
-
-
 def ours(weight: np.ndarray, repeats: int) -> dict:
     n, big_n = min(weight.shape), max(weight.shape)
-    esd_time, eigs = median_time(lambda: ht.esd(weight), repeats)
-    analysis_time, result = median_time(lambda: ht.classify(eigs, ratio=n / big_n), repeats)
+    esd_time, eigs = median_seconds(lambda: ht.esd(weight), repeats)
+    analysis_time, result = median_seconds(lambda: ht.classify(eigs, ratio=n / big_n), repeats)
     return {
         "esd": esd_time,
         "analysis": analysis_time,
@@ -104,9 +95,9 @@ def weightwatcher_side(weight: np.ndarray, repeats: int) -> dict:
         rescale=True,
         orig_evals=evals,
     )
-    fit_time, fit = median_time(lambda: watcher.mp_fit(evals, **fit_args), repeats)
+    fit_time, fit = median_seconds(lambda: watcher.mp_fit(evals, **fit_args), repeats)
     num_spikes, sigma_mp = fit[0], fit[1]
-    analyze_time, details = median_time(
+    analyze_time, details = median_seconds(
         lambda: watcher.analyze(model=model, mp_fit=True, plot=False, randomize=False), 1
     )
     return {

@@ -51,64 +51,57 @@ class BatchedLauncher(Launcher):
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
-    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
-        from htrain.batched import Member, stackable, train_batched
+    def _prepare(self, number: int, overrides) -> tuple[Any, JobReturn]:
+        """Job ``number``'s member of the batch (its config checked, its data loaded) and
+        its JobReturn, status filled in once it has trained."""
+        from htrain.batched import Member
         from htrain.experiment import load_data, run_info, train_config
+
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(overrides)
+        )
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = sweep_config.hydra.job.num = number
+        HydraConfig.instance().set_config(sweep_config)
+        out_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
+        task_cfg = copy.deepcopy(sweep_config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        config = train_config(task_cfg)  # checked before the data are loaded
+        member = Member(
+            out_dir,
+            load_data(task_cfg),
+            config,
+            run_info(task_cfg, out_dir, sweep_config.hydra.runtime.choices),
+            OmegaConf.to_yaml(task_cfg, resolve=True),
+            bool(task_cfg.train.restart),
+        )
+        log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))} -> {out_dir.name}")
+        job = JobReturn(
+            overrides=list(overrides),
+            cfg=task_cfg,
+            hydra_cfg=sweep_config,
+            working_dir=str(out_dir),
+            task_name=sweep_config.hydra.job.name,
+        )
+        return member, job
+
+    def _train(self, members: list) -> dict[int, Any]:
+        """Every member's summary: the stackable ones as stacked models (max_members at a
+        time), the others alone."""
+        from htrain.batched import stackable, train_batched
         from htrain.train import run_training
 
-        setup_globals()
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info(f"Preparing {len(job_overrides)} runs for the batched trainer")
-        members, returns = [], []
-        for number, overrides in enumerate(job_overrides, start=initial_job_idx):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(
-                self.config, list(overrides)
-            )
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = sweep_config.hydra.job.num = number
-            HydraConfig.instance().set_config(sweep_config)
-            out_dir = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-            task_cfg = copy.deepcopy(sweep_config)
-            with read_write(task_cfg), open_dict(task_cfg):
-                del task_cfg["hydra"]
-            config = train_config(task_cfg)
-            data = load_data(task_cfg)
-            members.append(
-                Member(
-                    out_dir,
-                    data,
-                    config,
-                    run_info(task_cfg, out_dir, sweep_config.hydra.runtime.choices),
-                    OmegaConf.to_yaml(task_cfg, resolve=True),
-                    bool(task_cfg.train.restart),
-                )
-            )
-            log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))} -> {out_dir.name}")
-            returns.append(
-                JobReturn(
-                    overrides=list(overrides),
-                    cfg=task_cfg,
-                    hydra_cfg=sweep_config,
-                    working_dir=str(out_dir),
-                    task_name=sweep_config.hydra.job.name,
-                )
-            )
         stacked = [i for i, m in enumerate(members) if stackable(m.config, m.data) is not None]
         summaries: dict[int, Any] = {}
         for start in range(0, len(stacked), self.max_members):
             chunk = stacked[start : start + self.max_members]
             log.info(f"Training {len(chunk)} runs as stacked models")
-            for index, summary in zip(
-                chunk,
-                train_batched(
-                    [members[i] for i in chunk],
-                    self.checkpoint_every,
-                    progress=True,
-                    graphs=self.cuda_graphs,
-                ),
-                strict=True,
-            ):
-                summaries[index] = summary
+            chosen = [members[i] for i in chunk]
+            trained = train_batched(
+                chosen, self.checkpoint_every, progress=True, graphs=self.cuda_graphs
+            )
+            summaries.update(zip(chunk, trained, strict=True))
         for index, member in enumerate(members):
             if index not in summaries:
                 log.info(f"Training {member.out_dir.name} alone ({member.config.model})")
@@ -122,6 +115,18 @@ class BatchedLauncher(Launcher):
                     restart=member.restart,
                     checkpoint_every=self.checkpoint_every,
                 )
+        return summaries
+
+    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        setup_globals()
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        log.info(f"Preparing {len(job_overrides)} runs for the batched trainer")
+        prepared = [
+            self._prepare(number, overrides)
+            for number, overrides in enumerate(job_overrides, start=initial_job_idx)
+        ]
+        summaries = self._train([member for member, _ in prepared])
+        returns = [job for _, job in prepared]
         for index, job in enumerate(returns):
             job.status = JobStatus.COMPLETED
             job.return_value = summaries[index]
