@@ -40,7 +40,7 @@ def print_summary(summary: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from htrain.experiment import load_data, run_experiment, train_config
+    from htrain.experiment import prepare, run_experiment
     from htrain.rundir import BadCheckpoint, RunInUse
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -49,12 +49,11 @@ def main(cfg: DictConfig) -> None:
 
         torch.set_num_threads(int(cfg.train.threads))  # parallel jobs must not oversubscribe
     try:
-        config = train_config(cfg)
-        data = load_data(cfg)
+        prepared = prepare(cfg, out_dir, HydraConfig.get().runtime.choices)
     except (ValueError, FileNotFoundError, TimeoutError) as error:
         sys.exit(f"error: {error}")  # before any training: one line that says what to fix
     try:
-        summary = run_experiment(cfg, out_dir, HydraConfig.get().runtime.choices, config, data)
+        summary = run_experiment(prepared)
     except KeyboardInterrupt:
         sys.exit(
             f"interrupted: {out_dir} keeps every epoch saved so far; the same command resumes it"

@@ -54,7 +54,7 @@ def error_line(run_dir: Path, *overrides: str) -> str:
 def train_in_process(run_dir: Path, *overrides: str) -> dict:
     """What ``scripts/run.py OVERRIDES`` does, into ``run_dir``, without a fresh interpreter
     and Hydra launch (seconds per run): the config composed with Hydra, then run.py's own
-    calls (htrain.experiment: train_config, load_data, run_experiment).  Its summary."""
+    calls (htrain.experiment: prepare, run_experiment).  Its summary."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -68,7 +68,7 @@ def train_in_process(run_dir: Path, *overrides: str) -> dict:
     HydraConfig.instance().set_config(cfg)  # the run name and folders read ${hydra:...}
     try:
         job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        config, data = experiment.train_config(job), experiment.load_data(job)
-        return experiment.run_experiment(job, run_dir, cfg.hydra.runtime.choices, config, data)
+        prepared = experiment.prepare(job, run_dir, cfg.hydra.runtime.choices)
+        return experiment.run_experiment(prepared)
     finally:
         HydraConfig.instance().cfg = None

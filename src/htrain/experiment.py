@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from htrain.data import Dataset
@@ -165,7 +166,6 @@ def train_config(cfg):
         n_classes=num_classes(cfg) if setting == "auto" else setting,
         grad_stats=_number(cfg.train.get("grad_stats", 4), "train.grad_stats", integer=True, low=0),
     )
-    config.check()
     return config
 
 
@@ -260,22 +260,55 @@ def run_info(cfg, out_dir: str | Path, choices) -> dict:
     }
 
 
-def run_experiment(cfg, out_dir: str | Path, choices, config, data: Dataset) -> dict:
-    """Train one composed config into ``out_dir``, as ``scripts/run.py`` does once
-    ``train_config(cfg)`` and ``load_data(cfg)`` have checked it (``config``, ``data``): the
-    run's summary.  Hydra stays outside: ``cfg`` is the job's config (no ``hydra`` node) and
-    ``choices`` the config groups chosen, ``hydra.runtime.choices``."""
+@dataclass(frozen=True)
+class Prepared:
+    """One composed config made ready to train, every value checked (``prepare``): where the
+    run goes, its ``TrainConfig``, its data, what summary.json records beside the results,
+    the config.yaml it writes, and the runner's switches."""
+
+    out_dir: Path
+    config: object  # htrain.train.TrainConfig
+    data: Dataset
+    info: dict
+    config_yaml: str
+    restart: bool = False
+    progress: bool = False
+    wait_for_lock: bool = False
+
+
+def prepare(cfg, out_dir: str | Path, choices) -> Prepared:
+    """The one way from a composed config to a run, used by scripts/run.py, the batched
+    launcher and the tests: the values checked (``train_config``, then ``load_data``, which
+    raise a one-line ValueError, FileNotFoundError or TimeoutError before any training).
+    Hydra stays outside: ``cfg`` is the job's config (no ``hydra`` node) and ``choices`` the
+    config groups chosen, ``hydra.runtime.choices``."""
     from omegaconf import OmegaConf
 
+    config = train_config(cfg)
+    data = load_data(cfg)
+    return Prepared(
+        Path(out_dir),
+        config,
+        data,
+        run_info(cfg, out_dir, choices),
+        OmegaConf.to_yaml(cfg, resolve=True),
+        restart=bool(cfg.train.restart),
+        progress=bool(cfg.train.progress),
+        wait_for_lock=bool(cfg.train.wait_for_lock),
+    )
+
+
+def run_experiment(prepared: Prepared) -> dict:
+    """Train a prepared run into its folder: the run's summary."""
     from htrain.train import run_training
 
     return run_training(
-        out_dir,
-        data,
-        config,
-        info=run_info(cfg, out_dir, choices),
-        progress=bool(cfg.train.progress),
-        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        restart=bool(cfg.train.restart),
-        wait_for_lock=bool(cfg.train.wait_for_lock),
+        prepared.out_dir,
+        prepared.data,
+        prepared.config,
+        info=prepared.info,
+        progress=prepared.progress,
+        config_yaml=prepared.config_yaml,
+        restart=prepared.restart,
+        wait_for_lock=prepared.wait_for_lock,
     )

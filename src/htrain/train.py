@@ -84,6 +84,9 @@ class TrainConfig:
     # the evidence-based criterion (htrain.gradstats) on every grad_stats-th step; 0: off
     grad_stats: int = 4
 
+    def __post_init__(self) -> None:
+        self.check()  # once, when made: a TrainConfig that exists is valid
+
     def check(self) -> None:
         """One-line errors for values that would fail later, raised before any work."""
         if self.epochs < 1:
@@ -371,7 +374,6 @@ class RunRecorder:
         restart: bool = False,
         checkpoint_every: int = 1,
     ) -> None:
-        config.check()
         if checkpoint_every < 1:
             raise ValueError(f"train.checkpoint_every must be at least 1, got {checkpoint_every}")
         self.out = Path(out_dir)
@@ -686,7 +688,6 @@ def run_training(
     config.yaml; ``info`` (e.g. the profile and the commit) is copied into summary.json.
     A checkpoint that cannot be used raises ``BadCheckpoint`` with what to do.
     """
-    config.check()
     with RunLock(out_dir, wait=wait_for_lock):
         recorder = RunRecorder(out_dir, data, config, info, config_yaml, restart, checkpoint_every)
         if recorder.done:

@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import open_dict, read_write
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class BatchedLauncher(Launcher):
         """Job ``number``'s member of the batch (its config checked, its data loaded) and
         its JobReturn, status filled in once it has trained."""
         from htrain.batched import Member
-        from htrain.experiment import load_data, run_info, train_config
+        from htrain.experiment import prepare
 
         sweep_config = self.hydra_context.config_loader.load_sweep_config(
             self.config, list(overrides)
@@ -67,14 +67,14 @@ class BatchedLauncher(Launcher):
         task_cfg = copy.deepcopy(sweep_config)
         with read_write(task_cfg), open_dict(task_cfg):
             del task_cfg["hydra"]
-        config = train_config(task_cfg)  # checked before the data are loaded
+        prepared = prepare(task_cfg, out_dir, sweep_config.hydra.runtime.choices)
         member = Member(
             out_dir,
-            load_data(task_cfg),
-            config,
-            run_info(task_cfg, out_dir, sweep_config.hydra.runtime.choices),
-            OmegaConf.to_yaml(task_cfg, resolve=True),
-            bool(task_cfg.train.restart),
+            prepared.data,
+            prepared.config,
+            prepared.info,
+            prepared.config_yaml,
+            prepared.restart,
         )
         log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))} -> {out_dir.name}")
         job = JobReturn(
