@@ -12,17 +12,14 @@ nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from htrain.before_after import write_before_after
+from htrain.io import results_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    args = parser.parse_args()
+    args = results_arguments(__doc__)
     try:
         write_before_after(args.results)
     except FileNotFoundError as error:

@@ -14,7 +14,6 @@ stopping rule after the fact (htrain.compare) and writes:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 
 from htrain.compare import evaluate_runs, main_rules, summarise
 from htrain.figures import compare_figure
-from htrain.io import write_atomically, write_text
+from htrain.io import results_arguments, write_atomically, write_text
 from htrain.report import PANELS, thresholds_in
 
 SWEEPS = (*PANELS, *(f"{panel}_val" for panel in PANELS), "compare_real")
@@ -97,11 +96,8 @@ def markdown(summary: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--out", type=Path, help="default: RESULTS/compare")
-    args = parser.parse_args()
-    out = args.out or args.results / "compare"
+    args = results_arguments(__doc__, "compare")
+    out = args.out
     try:
         outcomes, main_names = load(args.results)
     except (FileNotFoundError, ValueError, KeyError) as error:

@@ -28,17 +28,14 @@ Trains nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
+from htrain.io import results_arguments
 from htrain.paper_tables import write_paper_tables
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    args = parser.parse_args()
+    args = results_arguments(__doc__)
     try:
         write_paper_tables(args.results)
     except FileNotFoundError as error:

@@ -10,14 +10,11 @@ committed files.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import pandas as pd
 
 from heavytail.growth import DEFAULT_Z
 from htrain.figures import sensitivity_figure
-from htrain.io import write_atomically, write_text
+from htrain.io import results_arguments, write_atomically, write_text
 from htrain.stopping import (
     RULES,
     choose_z,
@@ -32,11 +29,8 @@ from htrain.stopping import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--out", type=Path, default=None, help="default: RESULTS/stopping")
-    args = parser.parse_args()
-    out = args.out or args.results / "stopping"
+    args = results_arguments(__doc__, "stopping")
+    out = args.out
     full = load_suite(args.results)
     if not full:
         raise SystemExit(f"error: no run of the suite is collected under {args.results}")

@@ -12,14 +12,13 @@ Reads only results/<panel>/runs.csv; trains nothing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from htrain.io import write_atomically, write_text
+from htrain.io import results_arguments, write_atomically, write_text
 from htrain.report import (
     PANELS,
     difficulty_bands,
@@ -32,11 +31,8 @@ from htrain.report import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--out", type=Path, help="default: RESULTS/tables")
-    args = parser.parse_args()
-    out = args.out or args.results / "tables"
+    args = results_arguments(__doc__, "tables")
+    out = args.out
     panels = {p: args.results / p / "runs.csv" for p in PANELS}
     panels = {p: path for p, path in panels.items() if path.exists()}
     if not panels:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from heavytail.classify import classify
-from heavytail.esd import esd, matrix_shape
+from heavytail.esd import layer_spectrum, matrix_shape
 
 COLUMNS = (
     "name",
@@ -81,25 +81,21 @@ def _row(
     try:
         n, big_n = matrix_shape(shape, conv)
         row.update(n=n, N=big_n, ratio=n / big_n)
-        eigs = esd(weight, conv=conv)
-        result = classify(eigs, C=C, threshold=threshold, ratio=n / big_n, n_classes=n_classes)
+        spectrum = layer_spectrum(weight, conv)
+        eigs = spectrum.eigenvalues
+        result = classify(eigs, C=C, threshold=threshold, ratio=spectrum.ratio, n_classes=n_classes)
     except ValueError as error:
         row["skipped"] = str(error)
         return row
     # WeightWatcher reports eigenvalues of W W^T without the 1/N: same scale here
     lambda_max = float(eigs[-1] * big_n)
     row.update(
-        sigma2=result.distance.fit.sigma2 if result.distance else np.nan,
-        n_spikes=result.n_spikes,
-        s_hat=result.s_hat,
+        **result.fields(),
         threshold=result.threshold,
         fires=result.fires,
-        type=result.type,
-        tail_extent=result.tail_extent,
         near_zero_share=result.near_zero_share,
         lambda_max=lambda_max,
         stable_rank=float(eigs.sum() * big_n / lambda_max) if lambda_max > 0 else np.nan,
-        alpha=result.alpha,
         xmin=result.xmin * big_n,
         log_spectral_norm=float(np.log10(lambda_max)) if lambda_max > 0 else np.nan,
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from heavytail.distance import SpectralDistance, spectral_distance, threshold_kind
-from heavytail.esd import esd, matrix_shape
+from heavytail.esd import layer_spectrum, matrix_shape
 from heavytail.growth import DEFAULT_Z, BulkGrowthStopping
 
 COMBINE_RULES = ("any", "all")
@@ -185,14 +185,13 @@ class SpectralEarlyStopping:
         results = {}
         snapshot = snapshot_of(model) if self.keep_weights else None
         for name in self.layers:
-            weight = available[name][1]
-            n, big_n = matrix_shape(tuple(weight.shape), self.conv)
             try:
+                spectrum = layer_spectrum(available[name][1], self.conv)
                 results[name] = spectral_distance(
-                    esd(weight, conv=self.conv),
+                    spectrum.eigenvalues,
                     C=self.C,
                     threshold=self.threshold,
-                    ratio=n / big_n,
+                    ratio=spectrum.ratio,
                     n_classes=self.n_classes,
                 )
             except ValueError:

@@ -66,6 +66,19 @@ class SpectrumType:
     def n_spikes(self) -> int:
         return self.distance.fit.n_spikes if self.distance else 0
 
+    def fields(self) -> dict:
+        """The per-layer fields every spectral table records, in its column order: the
+        bulk's fitted MP scale sigma2, the spikes set aside, s_hat, the type, the tail's
+        extent past the MP edge and the power-law exponent alpha."""
+        return {
+            "sigma2": self.distance.fit.sigma2 if self.distance else float("nan"),
+            "n_spikes": self.n_spikes,
+            "s_hat": self.s_hat,
+            "type": self.type,
+            "tail_extent": self.tail_extent,
+            "alpha": self.alpha,
+        }
+
 
 def near_zero_share(values: np.ndarray) -> float:
     """Share of eigenvalues below ZERO_TOL times the mean eigenvalue (1 if all are zero)."""

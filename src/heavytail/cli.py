@@ -20,7 +20,7 @@ import pandas as pd
 from heavytail.analyze import analyze
 from heavytail.classify import classify
 from heavytail.distance import THRESHOLD_KINDS
-from heavytail.esd import esd, matrix_shape
+from heavytail.esd import layer_spectrum
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 SHOWN = ["name", "shape", "n", "ratio", "sigma2", "n_spikes", "s_hat", "threshold", "fires", "type"]
@@ -150,9 +150,9 @@ def plot_layers(weights: dict, table: pd.DataFrame, folder: Path, args) -> list[
     written = []
     for row in table[table["skipped"].isna()].itertuples():
         weight = weights[row.name]
-        eigs = esd(weight, conv=args.conv)
-        n, big_n = matrix_shape(tuple(weight.shape), args.conv)
-        result = classify(eigs, args.C, args.threshold, n / big_n, n_classes=args.n_classes)
+        spectrum = layer_spectrum(weight, args.conv)
+        eigs = spectrum.eigenvalues
+        result = classify(eigs, args.C, args.threshold, spectrum.ratio, n_classes=args.n_classes)
         figure = Figure(figsize=(5, 3.8), layout="constrained")
         plot_esd(figure.subplots(), eigs, result, title=f"{row.name} {tuple(weight.shape)}")
         path = folder / f"{row.name.replace('/', '_')}.png"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 CONV_MODES = ("flatten", "slices")
@@ -113,3 +115,26 @@ def esd(weight, conv: str = "flatten") -> np.ndarray:
         )
     slices = [matrix[:, :, i, j] for i in range(matrix.shape[2]) for j in range(matrix.shape[3])]
     return np.sort(np.concatenate([_gram_eigenvalues(s) for s in slices]))
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSpectrum:
+    """A weight's ESD with the shape it is read at: ``eigenvalues`` of W W^T / N (``esd``),
+    the n x N of the matrix they come from (``matrix_shape``) and its aspect ratio c = n/N,
+    which picks the MP law under the null and the calibrated threshold."""
+
+    eigenvalues: np.ndarray
+    n: int
+    N: int
+
+    @property
+    def ratio(self) -> float:
+        return self.n / self.N
+
+
+def layer_spectrum(weight, conv: str = "flatten") -> LayerSpectrum:
+    """``esd(weight, conv)`` with its (n, N): what every per-layer analysis starts from
+    (``heavytail.analyze``, ``SpectralEarlyStopping``, the callbacks, the command line).
+    ValueError as ``esd`` raises it."""
+    n, big_n = matrix_shape(tuple(weight.shape), conv)
+    return LayerSpectrum(esd(weight, conv=conv), n, big_n)

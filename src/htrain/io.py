@@ -3,6 +3,7 @@ or a read-only folder leaves the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -115,3 +116,16 @@ class Report:
             f"{platform.machine()} with {os.cpu_count()} CPUs"
         )
         write_text(path, "\n".join(["```", *self.lines, "```", "", where, ""]))
+
+
+def results_arguments(doc: str, out: str | None = None) -> argparse.Namespace:
+    """The arguments every results script takes: ``--results`` (default results/) and, for
+    a script that writes one folder, ``--out`` (default RESULTS/<out>, resolved here)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    if out is not None:
+        parser.add_argument("--out", type=Path, help=f"default: RESULTS/{out}")
+    args = parser.parse_args()
+    if out is not None:
+        args.out = args.out or args.results / out
+    return args

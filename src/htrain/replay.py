@@ -93,15 +93,7 @@ def analyse_epoch(
             continue
         eigenvalues[layer] = np.asarray(eigs, dtype=np.float64)
         distance = result.distance
-        row.update(
-            sigma2=distance.fit.sigma2 if distance else math.nan,
-            n_spikes=result.n_spikes,
-            s_hat=result.s_hat,
-            type=result.type,
-            tail_extent=result.tail_extent,
-            alpha=result.alpha,
-            skipped="",
-        )
+        row.update(**result.fields(), skipped="")
         for rule in analysis.thresholds:
             judged = rule.judge(distance) if distance is not None else None
             row[threshold_column(rule.name)] = judged.threshold if judged else math.nan

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from heavytail.classify import SPECTRUM_TYPES, classify
-from heavytail.esd import esd, matrix_shape
+from heavytail.esd import layer_spectrum
 
 TYPE_CODES = {name: code for code, name in enumerate(SPECTRUM_TYPES)}
 
@@ -28,11 +28,10 @@ def classify_layers(module, layers, C: float, threshold: str, n_classes: int | N
     modules = dict(module.named_modules())
     results = {}
     for name in layers:
-        weight = modules[name].weight
-        n, big_n = matrix_shape(tuple(weight.shape))
         try:
+            spectrum = layer_spectrum(modules[name].weight)
             results[name] = classify(
-                esd(weight), C=C, threshold=threshold, ratio=n / big_n, n_classes=n_classes
+                spectrum.eigenvalues, C, threshold, spectrum.ratio, n_classes=n_classes
             )
         except ValueError:
             results[name] = None
