@@ -91,7 +91,6 @@ class SpectralDistance:
     bins: int
     fit: MPFit
     fires: bool
-    rule: str
     ratio: float
 
     @property
@@ -242,9 +241,7 @@ class Threshold:
     def judge(self, distance: SpectralDistance) -> SpectralDistance:
         """``distance`` with this rule's threshold at its (n, ratio) and its decision."""
         level = self.value(distance.n, distance.ratio)
-        return replace(
-            distance, threshold=level, fires=bool(distance.s_hat > level), rule=self.rule
-        )
+        return replace(distance, threshold=level, fires=bool(distance.s_hat > level))
 
 
 def spectral_distance(
@@ -286,6 +283,5 @@ def spectral_distance(
         bins=bins,
         fit=fit,
         fires=bool(s_hat > s_star),
-        rule=threshold,
         ratio=lookup_ratio,
     )

@@ -200,7 +200,6 @@ class MPFit:
     bulk: np.ndarray = field(repr=False)
     spikes: np.ndarray = field(repr=False)
     n_spikes: int
-    method: str
     body_ratio: float
     body_sigma2: float
 
@@ -233,14 +232,13 @@ def fit_mp(eigs, max_spikes: int | None = None, n_classes: int | None = None) ->
     values = as_eigenvalues(eigs)
     body = fit_body(values)
     if max_spikes == 0:
-        n_spikes, method = 0, "edges"
+        n_spikes = 0
     elif n_classes is not None:
         n_spikes = find_class_spikes(values, body, n_classes)
         if max_spikes is not None:
             n_spikes = min(n_spikes, max_spikes)
-        method = "edges+class-spikes"
     else:
-        n_spikes, method = find_spikes(values, body, max_spikes), "edges+gap-spikes"
+        n_spikes = find_spikes(values, body, max_spikes)
     bulk = values[: values.size - n_spikes]
     lower, upper = float(bulk[0]), float(bulk[-1])
     if not upper - lower > 1e-12 * upper:
@@ -259,7 +257,6 @@ def fit_mp(eigs, max_spikes: int | None = None, n_classes: int | None = None) ->
         bulk=_frozen(bulk),
         spikes=_frozen(values[values.size - n_spikes :]),
         n_spikes=n_spikes,
-        method=method,
         body_ratio=body[0],
         body_sigma2=body[1],
     )
