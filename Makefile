@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 # pytest-xdist workers, one BLAS thread each: two workers on two cores, not four threads
 # spinning against each other (OpenBLAS under contention runs 50x slower)
-PYTEST := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadgroup
+PYTEST := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n auto --dist loadgroup --durations=15
 
 .PHONY: help venv run demo test test-fast lint bench bench-training bench-lightning bench-gpu \
 	calibrate figures results-quick results-paper results-paper-k stopping-runs stopping results-real null-table clean

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -22,7 +23,7 @@ import pandas as pd
 import heavytail as ht
 from heavytail import SpectralEarlyStopping
 from heavytail.columns import fires_column, threshold_column
-from htrain.report import primary_threshold, thresholds_in
+from htrain.report import PANELS, primary_threshold, thresholds_in
 
 EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
 
@@ -252,3 +253,77 @@ def summarise(outcomes: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     ).reset_index()
     table["never_fired"] = table["runs"] - table["fired"]
     return table
+
+
+# ------------------------------------------------ the comparison of scripts/compare.py
+
+SWEEPS = (*PANELS, *(f"{panel}_val" for panel in PANELS), "compare_real")
+FULL, REDUCED = "full", "reduced (90%)"
+
+
+def load_outcomes(results: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Outcomes of every rule on every run (a run with validation losses trained on the
+    reduced set, the others on the full one), and the names of the main rules."""
+    frames, main_names = [], []
+    for name in SWEEPS:
+        folder = results / name
+        if not (folder / "epochs.csv").exists():
+            continue
+        epochs = pd.read_csv(folder / "epochs.csv")
+        spectral = pd.read_parquet(folder / "spectral.parquet")
+        outcomes = evaluate_runs(epochs, spectral)
+        for rule in main_rules(thresholds_in(spectral)):
+            if rule.name not in main_names:
+                main_names.append(rule.name)
+        with_split = (
+            set(epochs.loc[epochs["val_loss"].notna(), "run"]) if "val_loss" in epochs else set()
+        )
+        outcomes["training_set"] = (
+            outcomes["run"].isin(with_split).map({True: REDUCED, False: FULL})
+        )
+        # what identifies a setting across the two training sets (the run hashes differ)
+        keys = [c for c in ("data.name", "data.delta", "data.t", "data.K", "seed") if c in epochs]
+        first = epochs.groupby("run")[keys].first()
+        settings = first.apply(lambda row: " ".join(str(v) for v in row), axis=1)
+        outcomes["setting"] = outcomes["run"].map(settings)
+        panel = name.removesuffix("_val")
+        if name == "compare_real":  # one panel per data set
+            data = epochs.groupby("run")["data.name"].first()
+            outcomes["panel"] = outcomes["run"].map(data) + "_lenet"
+        else:
+            outcomes["panel"] = panel
+        frames.append(outcomes)
+    if not frames:
+        raise FileNotFoundError(f"no collected panels under {results} ({', '.join(SWEEPS)})")
+    return pd.concat(frames, ignore_index=True), main_names
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """summary.md's tables: per training set, one row per rule with its measures."""
+    columns = [
+        ("rule", "rule", str),
+        ("runs", "runs", str),
+        ("fired", "fired", str),
+        ("stop_epoch_median", "median stop epoch", lambda v: f"{v:g}"),
+        ("test_acc_mean", "test acc", lambda v: f"{100 * v:.2f}%"),
+        ("lost_vs_best_mean", "lost vs best", lambda v: f"{100 * v:.2f}"),
+        ("lost_vs_best_max", "worst loss vs best", lambda v: f"{100 * v:.2f}"),
+        ("lost_vs_last_mean", "lost vs last", lambda v: f"{100 * v:+.2f}"),
+        ("epochs_saved_mean", "epochs saved", lambda v: f"{v:.1f}"),
+        ("false_stops", "false stops", str),
+        ("easy_runs", "easy runs", str),
+    ]
+    parts = []
+    for training_set, block in summary.groupby("training_set", sort=False):
+        parts.append(f"Training set: {training_set}\n")
+        parts.append("| " + " | ".join(title for _, title, _ in columns) + " |")
+        parts.append("|" + "---|" * len(columns))
+        for row in block.to_dict("records"):
+            parts.append("| " + " | ".join(fmt(row[key]) for key, _, fmt in columns) + " |")
+        parts.append("")
+    parts.append(
+        "Accuracies in points of test accuracy (means over runs); lost vs last < 0 means the "
+        "rule gained on training to the end; a false stop is a fire on a run whose final test "
+        "accuracy is above 99%."
+    )
+    return "\n".join(parts) + "\n"
