@@ -42,7 +42,7 @@ def test_the_real_data_command_runs_end_to_end_on_tiny_files(tmp_path):
             "bash",
             str(ROOT / "scripts" / "real_results.sh"),
             "data.download=false",
-            "train.epochs=2",
+            "train.epochs=1",
         ],
         capture_output=True,
         text=True,
