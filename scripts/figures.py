@@ -18,66 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from htrain import figures as fig
-from htrain.io import write_atomically
-from htrain.report import PANELS, SHOWCASE, difficulty_column, showcase_runs
+from htrain.figures import panel_figures, read_runs, save
+from htrain.report import PANELS, difficulty_column
 
 FIGURES = ("types", "batch", "null", "esd", "shat", "evolution")
 BATCH_SWEEPS = ("batch_nn1_d1", "batch_nn2_d2")
-
-
-def save(figure, path: Path) -> None:
-    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
-    print(f"wrote {path}")
-
-
-def read_runs(folder: Path) -> pd.DataFrame:
-    runs = pd.read_csv(folder / "runs.csv")
-    needed = {"run", "data.kind", "data.K", "final_test_acc"}
-    missing = needed - set(runs.columns)
-    if missing:
-        raise ValueError(
-            f"{folder / 'runs.csv'} lacks {sorted(missing)}: re-run scripts/collect.py"
-        )
-    return runs
-
-
-def panel_figures(
-    name: str, folder: Path, out: Path, wanted: set[str], esd_epochs: list[int] | None = None
-) -> None:
-    runs = read_runs(folder)
-    if "types" in wanted:
-        title = f"{name}: final spectrum type per layer ({len(runs)} runs, seeds pooled)"
-        save(
-            fig.types_figure(runs, difficulty_column(runs), "data.K", title),
-            out / f"types_{name}.png",
-        )
-    showcase = {"esd", "shat", "evolution"} & wanted
-    if not showcase:
-        return
-    if not (folder / "esd.parquet").exists():
-        print(f"skip {name}: no esd.parquet (collect with --esd to keep eigenvalues)")
-        return
-    esd = pd.read_parquet(folder / "esd.parquet")
-    chosen = showcase_runs(runs, name)
-    esd = esd[esd["run"].isin(chosen)]
-    if esd.empty:
-        print(f"skip {name}: esd.parquet holds none of the showcase runs {SHOWCASE.get(name)}")
-        return
-    spectral = pd.read_parquet(folder / "spectral.parquet")
-    layers = list(dict.fromkeys(esd["layer"]))
-    if "esd" in wanted:
-        last = int(esd["epoch"].max())
-        epochs = esd_epochs or sorted({0, min(5, last), min(20, last), last})
-        for layer in layers:
-            save(
-                fig.esd_panels(esd, spectral, runs, layer, epochs), out / f"esd_{name}_{layer}.png"
-            )
-    if "shat" in wanted:
-        epochs_table = pd.read_csv(folder / "epochs.csv")
-        save(fig.shat_figure(spectral, epochs_table, runs, chosen), out / f"shat_{name}.png")
-    if "evolution" in wanted:
-        for layer in layers:
-            save(fig.evolution_figure(esd, runs, layer), out / f"evolution_{name}_{layer}.png")
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""Figures from collected tables: DataFrames in, matplotlib Figures out (no files, no pyplot).
+"""Figures from collected tables: DataFrames in, matplotlib Figures out (no pyplot).
 
 Each function draws one of the paper's figures, or one this repository adds, from the tidy
-tables that scripts/collect.py writes; scripts/figures.py reads the tables and saves them.
+tables that scripts/collect.py writes.  The last section (``panel_figures``, ``save``) reads
+a collection's tables and writes its figures, for scripts/figures.py and the paper tables.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,17 @@ import heavytail as ht
 from heavytail.columns import FINAL_TYPE, threshold_column
 from heavytail.viz import plot_esd
 from htrain.datasets import n_classes_of_row
-from htrain.report import TYPES, layers_of, parameter_label, thresholds_in, type_shares
+from htrain.io import write_atomically
+from htrain.report import (
+    SHOWCASE,
+    TYPES,
+    difficulty_column,
+    layers_of,
+    parameter_label,
+    showcase_runs,
+    thresholds_in,
+    type_shares,
+)
 
 TYPE_COLOURS = {"LT": "tab:green", "BT": "tab:orange", "HT": "tab:red", "RC": "0.4"}
 PAPER_RULE_STYLES = (":", "-.", (0, (1, 3)), (0, (5, 1, 1, 1)))
@@ -331,3 +344,62 @@ def sensitivity_figure(table: pd.DataFrame) -> Figure:
         ax.grid(alpha=0.3)
     lost_ax.legend(fontsize=7)
     return figure
+
+
+# ------------------------------------------------ files: the figures of scripts/figures.py
+
+
+def save(figure, path: Path, dpi: int = 100) -> None:
+    """Write ``figure`` as a PNG atomically and say so."""
+    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=dpi, format="png"))
+    print(f"wrote {path}")
+
+
+def read_runs(folder: Path) -> pd.DataFrame:
+    """A collection's runs.csv, with the columns the figures need (ValueError otherwise)."""
+    runs = pd.read_csv(folder / "runs.csv")
+    needed = {"run", "data.kind", "data.K", "final_test_acc"}
+    missing = needed - set(runs.columns)
+    if missing:
+        raise ValueError(
+            f"{folder / 'runs.csv'} lacks {sorted(missing)}: re-run scripts/collect.py"
+        )
+    return runs
+
+
+def panel_figures(
+    name: str, folder: Path, out: Path, wanted: set[str], esd_epochs: list[int] | None = None
+) -> None:
+    """The ``wanted`` figures of one collected panel (scripts/figures.py), written to ``out``."""
+    runs = read_runs(folder)
+    if "types" in wanted:
+        title = f"{name}: final spectrum type per layer ({len(runs)} runs, seeds pooled)"
+        save(
+            types_figure(runs, difficulty_column(runs), "data.K", title),
+            out / f"types_{name}.png",
+        )
+    showcase = {"esd", "shat", "evolution"} & wanted
+    if not showcase:
+        return
+    if not (folder / "esd.parquet").exists():
+        print(f"skip {name}: no esd.parquet (collect with --esd to keep eigenvalues)")
+        return
+    esd = pd.read_parquet(folder / "esd.parquet")
+    chosen = showcase_runs(runs, name)
+    esd = esd[esd["run"].isin(chosen)]
+    if esd.empty:
+        print(f"skip {name}: esd.parquet holds none of the showcase runs {SHOWCASE.get(name)}")
+        return
+    spectral = pd.read_parquet(folder / "spectral.parquet")
+    layers = list(dict.fromkeys(esd["layer"]))
+    if "esd" in wanted:
+        last = int(esd["epoch"].max())
+        epochs = esd_epochs or sorted({0, min(5, last), min(20, last), last})
+        for layer in layers:
+            save(esd_panels(esd, spectral, runs, layer, epochs), out / f"esd_{name}_{layer}.png")
+    if "shat" in wanted:
+        epochs_table = pd.read_csv(folder / "epochs.csv")
+        save(shat_figure(spectral, epochs_table, runs, chosen), out / f"shat_{name}.png")
+    if "evolution" in wanted:
+        for layer in layers:
+            save(evolution_figure(esd, runs, layer), out / f"evolution_{name}_{layer}.png")

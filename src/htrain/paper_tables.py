@@ -312,8 +312,7 @@ def k_axis_table(runs: pd.DataFrame, gap: pd.DataFrame | None = None) -> str:
 
 
 def save(figure, path: Path) -> None:
-    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
-    print(f"wrote {path}")
+    fig.save(figure, path, dpi=90)
 
 
 def _read_runs(folder: Path, finished_only: bool = True) -> pd.DataFrame:
