@@ -12,7 +12,7 @@ the tail comes from all cells of the same n pooled: z(n) is the 99.9% quantile o
 (T - mean) / sd over the 18 ratios (36,000 draws).  The table holds
 q(n, c) = mean(n, c) + z(n) sd(n, c).
 
-    python scripts/calibrate_null.py            # full table (about 40 min on 2 cores)
+    python scripts/calibrate_null.py            # full table (1,127 s on 2 cores)
     python scripts/calibrate_null.py --quick    # coarse table for development (1 min)
 """
 
@@ -26,38 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from heavytail.calibration import null_statistics
+from heavytail.calibration import N_GRID, RATIO_GRID, draws_for, null_statistics
 from heavytail.null import NULL_LEVEL
 from htrain.io import write_text
 
-N_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
-RATIO_GRID = (
-    0.02,
-    0.05,
-    0.1,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.6,
-    0.7,
-    0.75,
-    0.8,
-    0.85,
-    0.9,
-    0.925,
-    0.95,
-    0.975,
-    0.99,
-    1.0,
-)
 TABLE = Path(__file__).resolve().parents[1] / "src" / "heavytail" / "_null_table.py"
-
-
-def draws_for(n: int, quick: bool) -> int:
-    if quick:
-        return 200
-    return 2000 if n <= 1024 else 1000
 
 
 def cell(args: tuple[int, float, int, int]) -> tuple[int, float, np.ndarray]:
