@@ -309,12 +309,15 @@ class StackedStep:
 
 def _stacked_splits(members, device) -> dict:
     """Every member's data stacked on ``device``: {split: (x (R, n, ...), y (R, n)) or None}."""
-    splits = {}
-    for split in ("train", "test", "val"):
-        xs = [getattr(m.data, f"x_{split}") for m in members]
-        ys = [getattr(m.data, f"y_{split}") for m in members]
-        splits[split] = None if xs[0] is None else (_stack(xs, device), torch.stack(ys).to(device))
-    return splits
+    per_member = [m.data.splits() for m in members]
+    stacked = {}
+    for split, first in per_member[0].items():
+        if first is None:
+            stacked[split] = None
+            continue
+        xs, ys = zip(*(splits[split] for splits in per_member), strict=True)
+        stacked[split] = (_stack(list(xs), device), torch.stack(ys).to(device))
+    return stacked
 
 
 def _record_member(

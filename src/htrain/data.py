@@ -40,6 +40,15 @@ class Dataset:
     def in_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    def splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor] | None]:
+        """{"train", "test", "val"} -> (x, y); "val" is None without a validation set."""
+        val = None if self.x_val is None else (self.x_val, self.y_val)
+        return {
+            "train": (self.x_train, self.y_train),
+            "test": (self.x_test, self.y_test),
+            "val": val,
+        }
+
 
 # ---------------------------------------------------------------- Gaussian mixtures
 

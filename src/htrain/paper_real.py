@@ -50,11 +50,11 @@ def _paper(data: str, model: str, batch: int) -> tuple[str, str, str]:
     return fires, accuracy, types
 
 
-def _growth_cell(trajectory) -> str:
+def _growth_cell(trajectory, growth: BulkGrowth) -> str:
     """The bulk-growth rule's stop on one run: "epoch : accuracy", "-" (never), "n/a"."""
     if trajectory is None:
         return "n/a"
-    decision = BulkGrowth().decide(trajectory)
+    decision = growth.decide(trajectory)
     if decision is None:
         return "n/a"
     if decision.stop_epoch is None:
@@ -62,7 +62,7 @@ def _growth_cell(trajectory) -> str:
     return f"{decision.stop_epoch} : {100 * trajectory.accuracy(decision.reported_epoch):.2f}%"
 
 
-def _row(record, epochs: pd.DataFrame, gap, trajectory) -> str:
+def _row(record, epochs: pd.DataFrame, gap, trajectory, growth: BulkGrowth) -> str:
     """One run's row of ``real_table``."""
     run = record["run"]
     data, model = record["data.name"], record["model.name"]
@@ -78,7 +78,7 @@ def _row(record, epochs: pd.DataFrame, gap, trajectory) -> str:
     return (
         f"| {data} | {model} | {batch} | {paper_fires} | {_pair(record, model)} | "
         f"{_pair(gap.loc[run], model) if gap is not None and run in gap.index else 'n/a'} | "
-        f"{_growth_cell(trajectory)} | {paper_final} | "
+        f"{_growth_cell(trajectory, growth)} | {paper_final} | "
         f"{100 * float(record['final_test_acc']):.2f}% | "
         f"{100 * float(best['test_acc']):.2f}% ({int(best['epoch'])}) | {paper_types} | "
         f"{types} |"
@@ -114,6 +114,7 @@ def real_table(results: Path, format_test: bool = False) -> str:
     runs = runs.assign(_order=runs["data.name"].map(order)).sort_values(
         ["_order", "model.name", "train.batch_size"], kind="stable"
     )
+    growth = BulkGrowth()
     for _, record in runs.iterrows():
-        lines.append(_row(record, epochs, gap, trajectories.get(record["run"])))
+        lines.append(_row(record, epochs, gap, trajectories.get(record["run"]), growth))
     return "\n".join(lines) + "\n"

@@ -605,11 +605,9 @@ def _resume(recorder, payload, model, optimizer, generator) -> None:
 
 def _on_device(data: Dataset, device) -> dict[str, torch.Tensor | None]:
     """The data's tensors on ``device``, by split name (val: None without a validation set)."""
-    moved = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
-    moved["val"] = (data.x_val, data.y_val)
     return {
-        split: None if x is None else (x.to(device), y.to(device))
-        for split, (x, y) in moved.items()
+        split: None if pair is None else (pair[0].to(device), pair[1].to(device))
+        for split, pair in data.splits().items()
     }
 
 
