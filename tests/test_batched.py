@@ -50,8 +50,12 @@ def test_each_member_follows_its_single_run(runs):
         assert summary["status"] == "finished" and summary["epochs_run"] == 3
         ours = pd.read_csv(batched.out_dir / "metrics.csv")
         theirs = pd.read_csv(single.out_dir / "metrics.csv")
+        assert list(ours.columns) == list(theirs.columns)
         for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
             np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-4, atol=1e-5)
+        # the evidence-based criterion, measured per member on the same steps
+        assert ours["eb_criterion"].isna().tolist() == [True, False, False, False]
+        np.testing.assert_allclose(ours["eb_criterion"], theirs["eb_criterion"], rtol=1e-3)
         mine, reference = (
             read_eigenvalues(r.out_dir / "eigenvalues.npz") for r in (batched, single)
         )

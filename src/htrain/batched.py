@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from htrain.data import Dataset
+from htrain.gradstats import eb_of_sums, linear_eb_sums
 from htrain.models import MLP
 from htrain.networks import NETWORKS, network_entry
 from htrain.rundir import RunLock
@@ -72,14 +73,40 @@ class StackedMLP(nn.Module):
             bias = torch.stack([layer.bias.detach() for layer in layers]).unsqueeze(1)
             self.register_parameter(f"fc{i}_weight", nn.Parameter(weight.clone()))
             self.register_parameter(f"fc{i}_bias", nn.Parameter(bias.clone()))
+        # measure=True: the next forward keeps each layer's input and (through a hook) its
+        # output gradient, for the evidence-based criterion (``eb_criterion``)
+        self.measure = False
+        self.kept: dict[int, list] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, self.depth + 1):
             weight, bias = getattr(self, f"fc{i}_weight"), getattr(self, f"fc{i}_bias")
+            layer_input = x
             x = torch.baddbmm(bias, x, weight.transpose(1, 2))
+            if self.measure and torch.is_grad_enabled():
+                kept = self.kept[i] = [layer_input.detach(), None]
+                x.register_hook(lambda grad, kept=kept: kept.__setitem__(1, grad.detach()))
             if i < self.depth:
                 x = torch.relu(x)
         return x
+
+    def eb_criterion(self, batch_size: int) -> torch.Tensor:
+        """(R,) EB of each member's step whose backward pass just ran (measured with
+        ``measure`` on), over every weight and bias: ``htrain.gradstats.linear_eb_sums``, the
+        single run's ``GradientNoise.criterion`` for R runs at once.  NaN for a member whose
+        gradients are all zero (one that has stopped)."""
+        ratio_sum = count = 0
+        for i, (layer_input, output_grad) in sorted(self.kept.items()):
+            ratios, informative = linear_eb_sums(
+                layer_input,
+                output_grad,
+                getattr(self, f"fc{i}_weight").grad,
+                getattr(self, f"fc{i}_bias").grad,
+                batch_size,
+            )
+            ratio_sum, count = ratio_sum + ratios, count + informative
+        self.kept.clear()
+        return eb_of_sums(ratio_sum, count, batch_size)
 
     def weight(self, member: int, layer: str) -> torch.Tensor:
         return getattr(self, f"{layer}_weight")[member]
@@ -115,6 +142,7 @@ def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
         config.momentum,
         config.weight_decay,
         config.device,
+        config.grad_stats,
     )
 
 
@@ -235,16 +263,19 @@ def _train_group(
 
 class StackedStep:
     """One SGD step of the stack on a batch of indices (R, B), with the epoch's loss and
-    accuracy accumulated on the device (``loss_sum``, ``correct``).
+    accuracy accumulated on the device (``loss_sum``, ``correct``), and on a measured step
+    each member's evidence-based criterion (``eb_sum``, ``eb_count``: the single run's
+    ``htrain.train._train_epoch`` measures the same steps and averages them the same way).
 
     On a GPU (``graphs``), the step of a full batch is captured once as a CUDA graph and
     replayed: a step is then one launch instead of a few hundred small ones (the stack is
-    launch-bound, docs/benchmarks.md).  The first ``WARMUP`` steps run eagerly on a side
-    stream, as capture requires (they create SGD's momentum buffers), and are real steps of
-    the run; the capture records the next step without running it, and it is replayed at
-    once.  A last, smaller batch runs eagerly on the same tensors.  Capture failing (an old
-    driver, a torch without graph support for an op) falls back to eager steps with a
-    message.  On a CPU every step is eager: the same arithmetic, in the same order.
+    launch-bound, docs/benchmarks.md).  A measured and an unmeasured step are two graphs.  The
+    first ``WARMUP`` steps run eagerly on a side stream, as capture requires (they create
+    SGD's momentum buffers), and are real steps of the run; a capture records the next step
+    without running it, and it is replayed at once.  A last, smaller batch runs eagerly on the
+    same tensors.  Capture failing (an old driver, a torch without graph support for an op)
+    falls back to eager steps with a message.  On a CPU every step is eager: the same
+    arithmetic, in the same order.
     """
 
     WARMUP = 3
@@ -257,54 +288,73 @@ class StackedStep:
         self.rows_of = torch.arange(count, device=device)[:, None]
         self.loss_sum = torch.zeros(count, device=device)
         self.correct = torch.zeros(count, device=device)
+        self.eb_sum = torch.zeros(count, device=device)
+        self.eb_count = torch.zeros(count, device=device)
         self.graphs = bool(graphs) and device.type == "cuda"
-        self.graph = None
+        self.captured: dict[bool, torch.cuda.CUDAGraph] = {}
         self.steps = 0
         if self.graphs:
             self.static_index = torch.zeros(count, batch_size, dtype=torch.long, device=device)
             self.stream = torch.cuda.Stream(device)
 
-    def _eager(self, index: torch.Tensor, set_to_none: bool = True) -> None:
+    def zero(self) -> None:
+        """Start an epoch's sums."""
+        for total in (self.loss_sum, self.correct, self.eb_sum, self.eb_count):
+            total.zero_()
+
+    def eb_means(self) -> torch.Tensor:
+        """(R,) each member's mean EB over the epoch's measured steps (NaN: none measured or
+        every one NaN, as the single run's nanmean)."""
+        return self.eb_sum / self.eb_count
+
+    def _eager(self, index: torch.Tensor, measure: bool, set_to_none: bool = True) -> None:
+        self.model.measure = measure
         logits = self.model(self.x_train[self.rows_of, index])
+        self.model.measure = False
         target = self.y_train[self.rows_of, index]
         losses = nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none").mean(
             1
         )
         self.optimizer.zero_grad(set_to_none=set_to_none)
         torch.where(self.active, losses, torch.zeros_like(losses)).sum().backward()
+        if measure:
+            eb = self.model.eb_criterion(index.shape[1])
+            counted = torch.isfinite(eb)
+            self.eb_sum += torch.where(counted, eb, 0.0)
+            self.eb_count += counted
         self.optimizer.step()
         self.loss_sum += losses.detach() * index.shape[1]
         self.correct += (logits.detach().argmax(2) == target).sum(1)
 
-    def __call__(self, index: torch.Tensor) -> None:
+    def __call__(self, index: torch.Tensor, measure: bool = False) -> None:
         full = index.shape[1] == self.batch_size
         if not (self.graphs and full):
-            self._eager(index)
+            self._eager(index, measure)
             return
-        if self.graph is not None:
+        if measure in self.captured:
             self.static_index.copy_(index)
-            self.graph.replay()
+            self.captured[measure].replay()
             return
         self.steps += 1
         self.stream.wait_stream(torch.cuda.current_stream())
         if self.steps <= self.WARMUP:
             with torch.cuda.stream(self.stream):
-                self._eager(index)
+                self._eager(index, measure)
             torch.cuda.current_stream().wait_stream(self.stream)
             return
         try:
             self.static_index.copy_(index)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad(set_to_none=False)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self._eager(self.static_index, set_to_none=False)
-            self.graph = graph
+                self._eager(self.static_index, measure, set_to_none=False)
+            self.captured[measure] = graph
             graph.replay()
         except RuntimeError as error:  # capture is not available here: eager from now on
             print(f"batched: CUDA graph capture failed ({error}); eager steps", flush=True)
             self.graphs = False
             torch.cuda.synchronize()
-            self._eager(index)
+            self._eager(index, measure)
 
 
 def _stacked_splits(members, device) -> dict:
@@ -357,14 +407,16 @@ def _train_stack(
             train_loss, train_acc = _evaluate(model, x_train, y_train)
         else:
             order = torch.stack([torch.randperm(n_train, generator=g) for g in generators])
-            step.loss_sum.zero_()
-            step.correct.zero_()
-            for index in order.to(device).split(config.batch_size, dim=1):
-                step(index)
+            step.zero()
+            for number, index in enumerate(order.to(device).split(config.batch_size, dim=1)):
+                step(index, _measured_step(config.grad_stats, number, index.shape[1]))
             train_loss, train_acc = step.loss_sum / n_train, step.correct / n_train
         columns = measured(_evaluate, model, splits, train_loss, train_acc)
+        if config.grad_stats:
+            columns["eb_criterion"] = step.eb_means() if epoch else [None] * count
         finite = _finite(model)
-        host = {name: values.tolist() for name, values in columns.items()}  # one sync per epoch
+        # one sync per epoch
+        host = {k: v.tolist() if torch.is_tensor(v) else v for k, v in columns.items()}
         finite = finite.tolist()
         seconds = (time.perf_counter() - began) / max(len(live), 1)
         spectra = _stacked_spectra(model, members, live, epoch)
@@ -379,6 +431,12 @@ def _train_stack(
         if not live:
             break
     return summaries
+
+
+def _measured_step(every: int, number: int, batch: int) -> bool:
+    """Whether step ``number`` of an epoch measures EB: the single run's rule (every
+    ``every``-th step from the first; 0: never; a batch of one sample has no variance)."""
+    return bool(every) and number % every == 0 and batch > 1
 
 
 def _stacked_spectra(model: StackedMLP, members, live: list[int], epoch: int) -> dict:

@@ -56,26 +56,51 @@ class GradientNoise:
         a 0-d tensor on the model's device (no host synchronisation).  The terms are
         ``heavytail.evidence.eb_terms``, summed layer by layer where the gradients are
         (tests/test_evidence.py checks the two agree)."""
-        B = batch_size
         if not self.layers:
             return torch.tensor(float("nan"))
         weight = self.layers[0].weight
-        ratio_sum = torch.zeros((), device=weight.device, dtype=weight.dtype)
-        count = torch.zeros((), device=weight.device, dtype=weight.dtype)
+        ratio_sum = torch.zeros(1, device=weight.device, dtype=weight.dtype)
+        count = torch.zeros(1, device=weight.device, dtype=weight.dtype)
         for layer in self.layers:
             if layer not in self.output_grads:
                 continue
-            x = self.inputs[layer].reshape(-1, layer.in_features)
-            dy2 = self.output_grads[layer].reshape(-1, layer.out_features).square()
-            pairs = [(layer.weight.grad, (B * B) * (dy2.T @ x.square()))]
-            if layer.bias is not None:
-                pairs.append((layer.bias.grad, (B * B) * dy2.sum(0)))
-            for gradient, sum_of_squares in pairs:
-                squared = gradient.square()
-                variance = (sum_of_squares - B * squared) / (B - 1)
-                informative = variance > VARIANCE_FLOOR / B * sum_of_squares
-                ratio_sum += torch.where(informative, squared / variance, 0.0).sum()
-                count += informative.sum()
+            x = self.inputs[layer].reshape(1, -1, layer.in_features)
+            dy = self.output_grads[layer].reshape(1, -1, layer.out_features)
+            bias_grad = None if layer.bias is None else layer.bias.grad[None]
+            ratios, informative = linear_eb_sums(
+                x, dy, layer.weight.grad[None], bias_grad, batch_size
+            )
+            ratio_sum += ratios
+            count += informative
         self.inputs.clear()
         self.output_grads.clear()
-        return 1.0 - B * ratio_sum / count  # NaN when count is 0, as eb_from_terms
+        return eb_of_sums(ratio_sum, count, batch_size)[0]
+
+
+def linear_eb_sums(x, dy, weight_grad, bias_grad, batch_size: int):
+    """The two sums of EB (``heavytail.evidence.eb_terms``: sum_k g_k^2 / S_k over the
+    informative parameters, and their count D) of R Linear layers side by side, each as
+    (R,) tensors: inputs ``x`` (R, n, in), output gradients ``dy`` (R, n, out) of a batch mean
+    over B = ``batch_size`` samples, mean gradients ``weight_grad`` (R, out, in) and
+    ``bias_grad`` (R, ..., out) or None.  Per-sample gradients are B dy_b x_b^T, so
+    S = B^2 (dy^2)^T x^2 for the weight and B^2 sum_b dy_b^2 for the bias (module docstring).
+    One layer of one run is R = 1; the stacked trainer's layers are R runs at once."""
+    B = batch_size
+    dy2 = dy.square()
+    pairs = [(weight_grad, (B * B) * torch.bmm(dy2.transpose(1, 2), x.square()))]
+    if bias_grad is not None:
+        pairs.append((bias_grad.reshape(dy.shape[0], -1), (B * B) * dy2.sum(1)))
+    ratio_sum = count = 0
+    for gradient, sum_of_squares in pairs:
+        squared = gradient.square()
+        variance = (sum_of_squares - B * squared) / (B - 1)
+        informative = variance > VARIANCE_FLOOR / B * sum_of_squares
+        ratio_sum = ratio_sum + torch.where(informative, squared / variance, 0.0).flatten(1).sum(1)
+        count = count + informative.flatten(1).sum(1)
+    return ratio_sum, count
+
+
+def eb_of_sums(ratio_sum: torch.Tensor, count: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """EB = 1 - (B / D) sum_k g_k^2 / S_k, elementwise; NaN where D is 0 (as
+    ``heavytail.evidence.eb_from_terms``), computed on the device."""
+    return 1.0 - batch_size * ratio_sum / count.to(ratio_sum.dtype)
