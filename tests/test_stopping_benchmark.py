@@ -211,3 +211,14 @@ def test_the_protocol_picks_z_on_dev_alone():
     # z = 0 loses too much on small data, z = 4 saves too little; 0.5 and 1 tie within 0.05
     assert stopping.choose_z(rows, rules) == 1.0
     assert stopping.choose_z(rows[rows["z"] == 4.0], rules) is None
+
+
+def test_the_evidence_based_criterion_does_not_decide_for_momentum_or_adam(toy_results):
+    # derived for plain SGD: a momentum or Adam run that logged EB gets no decision
+    full = next(t for t in stopping.load_source(toy_results, TOY_SUITE[0]) if t.run == "full")
+    rule = stopping.EvidenceBased()
+    assert rule.decide(full).stop_epoch == 4
+    for recipe in ("momentum", "adam"):
+        full.info["recipe"] = recipe
+        assert rule.decide(full) is None
+    full.info["recipe"] = "sgd"

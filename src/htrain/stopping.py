@@ -336,11 +336,16 @@ class BulkGrowth(Rule):
 
 
 class EvidenceBased(Rule):
-    """Mahsereci et al. (2017), ``heavytail.evidence``: needs the logged gradient noise."""
+    """Mahsereci et al. (2017), ``heavytail.evidence``: needs the logged gradient noise, and
+    applies to plain SGD only (its derivation takes the step to be the mini-batch gradient;
+    with momentum or Adam it is not, so those runs get no decision, though they log EB)."""
 
     name, label = "evidence", "evidence-based (Mahsereci 2017)"
+    RECIPES = ("sgd", "batch256")
 
     def decide(self, t):
+        if t.info["recipe"] not in self.RECIPES:
+            return None
         if "eb_criterion" not in t.metrics or t.metrics["eb_criterion"].isna().all():
             return None
         trained = t.metrics[t.metrics.index >= 1]
