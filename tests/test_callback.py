@@ -83,3 +83,30 @@ def test_bad_parameters_fail_at_construction(kwargs, message):
 def test_unknown_layer_is_an_error():
     with pytest.raises(ValueError, match=r"monitored layer\(s\) \['fc9'\]"):
         SpectralEarlyStopping(layers=["fc9"]).step({"fc1": np.ones((4, 4))}, 1)
+
+
+def test_stop_settings_are_checked_once_with_one_line_errors():
+    from heavytail import StopSettings
+
+    assert StopSettings() == StopSettings(patience=1, start_from_epoch=1, combine="any")
+    assert StopSettings(patience=2.0).patience == 2  # a whole float is taken as its int
+    for bad, message in [
+        (dict(patience=0), "patience must be at least 1"),
+        (dict(patience=1.5), "patience must be a whole number"),
+        (dict(start_from_epoch=-1), "start_from_epoch must be at least 0"),
+        (dict(combine="most"), "combine must be one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            StopSettings(**bad)
+        with pytest.raises(ValueError, match=message):
+            SpectralEarlyStopping(layers=["a"], **bad)
+
+
+def test_epoch_zero_the_initialisation_never_fires_by_default():
+    # start_from_epoch is 1 by default, as in the runner, replay and the integrations
+    stopper = SpectralEarlyStopping(layers=["a"], threshold="calibrated")
+    assert stopper.start_from_epoch == 1
+    rng = np.random.default_rng(0)
+    heavy = rng.standard_t(1.5, size=(128, 256))  # far from MP: the rule fires on it
+    assert not stopper.step({"a": heavy}, epoch=0)
+    assert stopper.step({"a": heavy}, epoch=1) and stopper.stop_epoch == 1

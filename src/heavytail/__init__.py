@@ -5,7 +5,7 @@ but torch is never imported by the math.
 """
 
 from heavytail.analyze import analyze
-from heavytail.callback import SpectralEarlyStopping
+from heavytail.callback import SpectralEarlyStopping, StopSettings
 from heavytail.classify import SPECTRUM_TYPES, SpectrumType, classify
 from heavytail.distance import (
     THRESHOLD_KINDS,
@@ -33,6 +33,7 @@ __all__ = [
     "SpectralDistance",
     "SpectralEarlyStopping",
     "SpectrumType",
+    "StopSettings",
     "Threshold",
     "ThresholdKind",
     "analyze",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,6 +13,49 @@ from heavytail.growth import DEFAULT_Z, BulkGrowthStopping
 
 COMBINE_RULES = ("any", "all")
 STOP_RULES = ("threshold", "bulk_growth")
+
+
+def _whole(value, name: str, low: int) -> int:
+    """``value`` as an int (2.0 -> 2), or a one-line error naming ``name``."""
+    try:
+        whole = int(value)
+    except (TypeError, ValueError):
+        whole = None
+    if isinstance(value, bool) or whole is None or whole != value:
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if whole < low:
+        raise ValueError(f"{name} must be at least {low}, got {value!r}")
+    return whole
+
+
+@dataclass(frozen=True)
+class StopSettings:
+    """How per-layer fires become a stop, the one record of these settings for every place
+    that stops or replays a stop (``SpectralEarlyStopping``, the Lightning and Hugging Face
+    callbacks, the runner's ``early_stop`` config, replay, compare): a layer fires once its
+    criterion has held for ``patience`` consecutive epochs (1: the paper's first epoch over
+    the threshold); epochs before ``start_from_epoch`` are recorded but never fire (1 by
+    default: epoch 0 is the initialisation, before any training, as in the runner's
+    metrics); training stops when ``combine`` of the monitored layers have fired ("any": the
+    first, the paper's reading; "all").  Checked on construction."""
+
+    patience: int = 1
+    start_from_epoch: int = 1
+    combine: str = "any"
+
+    def __post_init__(self) -> None:
+        for name, low in (("patience", 1), ("start_from_epoch", 0)):
+            object.__setattr__(self, name, _whole(getattr(self, name), name, low))
+        if self.combine not in COMBINE_RULES:
+            raise ValueError(f"combine must be one of {COMBINE_RULES}, got {self.combine!r}")
+
+    def stop_settings(self) -> dict:
+        """The three settings alone (also of a subclass that adds its own), in this order."""
+        return {
+            "patience": self.patience,
+            "start_from_epoch": self.start_from_epoch,
+            "combine": self.combine,
+        }
 
 
 def snapshot_of(model) -> dict:
@@ -34,8 +78,10 @@ class SpectralEarlyStopping:
     is used.
 
     Parameters mirror Keras' and Lightning's ``EarlyStopping`` where they apply:
-    ``patience``, ``start_from_epoch`` (epochs before it are recorded but never fire) and
-    ``verbose``; plus ``C`` and ``threshold`` ("paper" or "calibrated") for the criterion,
+    ``patience``, ``start_from_epoch`` (epochs before it are recorded but never fire; 1 by
+    default, epoch 0 being the initialisation) and ``verbose`` (``StopSettings`` checks and
+    documents ``patience``, ``start_from_epoch`` and ``combine``); plus ``C`` and
+    ``threshold`` ("paper" or "calibrated") for the criterion,
     ``layers`` (names; None = every Linear / Conv2d layer seen at the first step),
     ``conv`` (how conv kernels are turned into matrices, see ``heavytail.esd``) and
     ``n_classes``, the number of classes K of the problem: pass it, so that the K class
@@ -72,7 +118,7 @@ class SpectralEarlyStopping:
         C: float = 0.4,
         threshold: str = "paper",
         patience: int = 1,
-        start_from_epoch: int = 0,
+        start_from_epoch: int = StopSettings.start_from_epoch,
         combine: str = "any",
         conv: str = "flatten",
         verbose: bool = False,
@@ -83,10 +129,7 @@ class SpectralEarlyStopping:
         keep_weights: bool = False,
     ) -> None:
         threshold_kind(threshold)
-        if combine not in COMBINE_RULES:
-            raise ValueError(f"combine must be one of {COMBINE_RULES}, got {combine!r}")
-        if int(patience) < 1:
-            raise ValueError(f"patience must be at least 1, got {patience!r}")
+        self.settings = StopSettings(patience, start_from_epoch, combine)
         if not C > 0:
             raise ValueError(f"C must be a positive number, got {C!r}")
         if n_classes is not None and (
@@ -100,9 +143,9 @@ class SpectralEarlyStopping:
         self.layers = None if layers is None else list(layers)
         self.C = float(C)
         self.threshold = threshold
-        self.patience = int(patience)
-        self.start_from_epoch = int(start_from_epoch)
-        self.combine = combine
+        self.patience = self.settings.patience
+        self.start_from_epoch = self.settings.start_from_epoch
+        self.combine = self.settings.combine
         self.conv = conv
         self.verbose = verbose
         self.n_classes = None if n_classes is None else int(n_classes)

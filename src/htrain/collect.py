@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from heavytail import StopSettings
 from heavytail.columns import (
     acc_at_fire_column,
     acc_at_stop_column,
@@ -101,9 +102,11 @@ def analysis_of(config: dict, n_classes: str | int | None = "config") -> Analysi
         layers=tuple(layers),
         C_values=tuple(float(c) for c in spectra.get("C", (0.4, 0.6))),
         n_classes=None if n_classes is None else int(n_classes),
-        patience=int(stop.get("patience", 1)),
-        start_from_epoch=int(stop.get("start_from_epoch", 1)),
-        combine=stop.get("combine", "any"),
+        stop=StopSettings(
+            int(stop.get("patience", 1)),
+            int(stop.get("start_from_epoch", 1)),
+            stop.get("combine", "any"),
+        ),
     )
 
 

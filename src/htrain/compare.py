@@ -31,14 +31,15 @@ EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
 @dataclass(frozen=True)
 class Rule:
     """A stopping rule.  kind: "spectral" (threshold = a ``heavytail.Threshold`` name such as
-    paper_C0.4 or calibrated; combine = any | all | widest), "validation" (Keras
-    EarlyStopping on val_loss with restore_best_weights) or "none" (train to the end)."""
+    paper_C0.4 or calibrated, stopped by ``stop``; ``widest_only``: only the layer with the
+    most weights is monitored), "validation" (Keras EarlyStopping on val_loss with
+    restore_best_weights, ``stop.patience``) or "none" (train to the end)."""
 
     name: str
     kind: str
     threshold: str = ""
-    patience: int = 1
-    combine: str = "any"
+    stop: ht.StopSettings = ht.StopSettings()
+    widest_only: bool = False
 
 
 def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
@@ -47,8 +48,8 @@ def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
     spectral = tuple(Rule(f"spectral {rule.short}", "spectral", rule.name) for rule in thresholds)
     return (
         *spectral,
-        Rule("validation p=5", "validation", patience=5),
-        Rule("validation p=10", "validation", patience=10),
+        Rule("validation p=5", "validation", stop=ht.StopSettings(patience=5)),
+        Rule("validation p=10", "validation", stop=ht.StopSettings(patience=10)),
         Rule("no early stopping", "none"),
     )
 
@@ -58,14 +59,15 @@ def variant_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
     without a C (the calibrated)."""
     chosen = [primary_threshold(thresholds)]
     chosen += [rule for rule in thresholds if not rule.kind.uses_C and rule not in chosen]
+    variants = (
+        ("all layers", ht.StopSettings(combine="all"), False),
+        ("widest layer", ht.StopSettings(), True),
+        ("patience 3", ht.StopSettings(patience=3), False),
+    )
     return tuple(
-        Rule(f"spectral {rule.short} {variant}", "spectral", rule.name, patience, combine)
+        Rule(f"spectral {rule.short} {variant}", "spectral", rule.name, stop, widest)
         for rule in chosen
-        for variant, patience, combine in (
-            ("all layers", 1, "all"),
-            ("widest layer", 1, "widest"),
-            ("patience 3", 3, "any"),
-        )
+        for variant, stop, widest in variants
     )
 
 
@@ -106,30 +108,27 @@ def spectral_stop(
     callback's.  Epoch 0 (the initialisation) never fires, as in the runner
     (start_from_epoch = 1).
     """
-    return _replay(_by_epoch(spectral), spectral, threshold, patience, combine, start_from_epoch)
+    widest = combine == "widest"
+    stop = ht.StopSettings(patience, start_from_epoch, "any" if widest else combine)
+    return _replay(_by_epoch(spectral), spectral, threshold, stop, widest)
 
 
 def _replay(
     by_epoch: list[tuple[int, dict[str, dict]]],
     spectral: pd.DataFrame,
     threshold: str,
-    patience: int,
-    combine: str,
-    start_from_epoch: int = 1,
+    stop: ht.StopSettings,
+    widest_only: bool = False,
 ) -> int | None:
     """``spectral_stop`` on rows already grouped by ``_by_epoch``."""
     fires, levels = fires_column(threshold), threshold_column(threshold)
     if fires not in spectral:
         raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
     layers = list(dict.fromkeys(spectral["layer"]))
-    if combine == "widest":
-        layers, combine = [widest_layer(spectral)], "any"
+    if widest_only:
+        layers = [widest_layer(spectral)]
     stopper = SpectralEarlyStopping(
-        layers=layers,
-        threshold=ht.Threshold.from_name(threshold).rule,
-        patience=patience,
-        start_from_epoch=start_from_epoch,
-        combine=combine,
+        layers=layers, threshold=ht.Threshold.from_name(threshold).rule, **stop.stop_settings()
     )
     for epoch, rows in by_epoch:
         results = {}
@@ -191,12 +190,12 @@ def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=None) -> l
     prepared = _by_epoch(spectral)
     for rule in rules:
         if rule.kind == "spectral":
-            stop = _replay(prepared, spectral, rule.threshold, rule.patience, rule.combine)
+            stop = _replay(prepared, spectral, rule.threshold, rule.stop, rule.widest_only)
             reported = stop if stop is not None else last_epoch
         elif rule.kind == "validation":
             if "val_loss" not in metrics:
                 continue
-            stop, reported = validation_stop(metrics.reset_index(), rule.patience)
+            stop, reported = validation_stop(metrics.reset_index(), rule.stop.patience)
         elif rule.kind == "none":
             stop, reported = None, last_epoch
         else:

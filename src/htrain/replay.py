@@ -11,7 +11,7 @@ as a live run with that analysis (tests/test_collect.py).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,15 +26,13 @@ class Analysis:
 
     ``C_values``: the rules that take a C (the paper's) are recorded for each, the others once;
     ``n_classes``: the classification problem's K, given to the spike rule (None: unknown);
-    ``patience``, ``start_from_epoch``, ``combine``: the stopping settings of every rule.
+    ``stop``: the stopping settings of every rule.
     """
 
     layers: tuple[str, ...]
     C_values: tuple[float, ...] = (0.4, 0.6)
     n_classes: int | None = None
-    patience: int = 1
-    start_from_epoch: int = 1
-    combine: str = "any"
+    stop: ht.StopSettings = ht.StopSettings()
 
     @property
     def thresholds(self) -> list[ht.Threshold]:
@@ -44,10 +42,13 @@ class Analysis:
 
     def identity(self) -> dict:
         """Stored with a run: a resumed run whose analysis differs recomputes its history."""
-        values = asdict(self)
-        values["layers"] = list(self.layers)
-        values["C_values"] = list(self.C_values)
-        return {"spike_rule": ht.SPIKE_RULE, **values}
+        return {
+            "spike_rule": ht.SPIKE_RULE,
+            "layers": list(self.layers),
+            "C_values": list(self.C_values),
+            "n_classes": self.n_classes,
+            **self.stop.stop_settings(),
+        }
 
     def stoppers(self) -> dict[str, ht.SpectralEarlyStopping]:
         """One ``SpectralEarlyStopping`` per recorded rule, keyed by the rule's name."""
@@ -56,9 +57,7 @@ class Analysis:
                 layers=self.layers,
                 C=rule.C,
                 threshold=rule.rule,
-                patience=self.patience,
-                start_from_epoch=self.start_from_epoch,
-                combine=self.combine,
+                **self.stop.stop_settings(),
             )
             for rule in self.thresholds
         }

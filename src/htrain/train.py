@@ -49,14 +49,12 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
-class StopRule:
-    """The rule that stops the run when ``action == "stop"`` (all rules are recorded)."""
+class StopRule(ht.StopSettings):
+    """The rule that stops the run when ``action == "stop"`` (all rules are recorded): the
+    threshold rule and its C, stopped as ``heavytail.StopSettings`` says."""
 
     threshold: str = "paper"
     C: float = 0.4
-    patience: int = 1
-    start_from_epoch: int = 1
-    combine: str = "any"
 
     @property
     def name(self) -> str:
@@ -117,12 +115,7 @@ class TrainConfig:
         if self.n_classes is not None and self.n_classes < 1:
             raise ValueError(f"spectra.n_classes must be positive, got {self.n_classes}")
         pick_device(self.device)
-        ht.SpectralEarlyStopping(  # validates patience, combine and the threshold rule
-            layers=self.layers,
-            threshold=self.stop.threshold,
-            patience=self.stop.patience,
-            combine=self.stop.combine,
-        )
+        ht.SpectralEarlyStopping(layers=self.layers, threshold=self.stop.threshold)
 
     @property
     def analysis(self) -> Analysis:
@@ -131,9 +124,7 @@ class TrainConfig:
             layers=tuple(self.layers),
             C_values=tuple(self.C_values),
             n_classes=self.n_classes,
-            patience=self.stop.patience,
-            start_from_epoch=self.stop.start_from_epoch,
-            combine=self.stop.combine,
+            stop=ht.StopSettings(**self.stop.stop_settings()),
         )
 
 

@@ -30,7 +30,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from heavytail.callback import SpectralEarlyStopping, snapshot_of
+from heavytail.callback import SpectralEarlyStopping, StopSettings, snapshot_of
 from heavytail.distance import Threshold
 from heavytail.growth import DEFAULT_Z
 from heavytail.integrations._layers import TYPE_CODES, classify_layers, layer_metrics, linear_layers
@@ -62,7 +62,7 @@ class SpectralMonitor(pl.Callback):
         threshold: str = "paper",
         patience: int = 1,
         combine: str = "any",
-        start_from_epoch: int = 1,
+        start_from_epoch: int = StopSettings.start_from_epoch,
         n_classes: int | None = None,
         stop: bool = False,
         verbose: bool = False,

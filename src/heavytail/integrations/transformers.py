@@ -84,7 +84,6 @@ class SpectralCallback(TrainerCallback, ExportableState):
             C=C,
             threshold=threshold,
             patience=patience,
-            start_from_epoch=1,
             n_classes=n_classes,
             rule=rule,
             z=z,
