@@ -26,30 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import heavytail as ht
 from htrain.batched import Member, train_batched
 from htrain.data import gaussian_mixture
 from htrain.io import Report
-from htrain.spectra import eigenvalues_of, stacked_eigenvalues
-from htrain.timing import epoch_seconds, median_seconds
+from htrain.timing import eigvalsh_ms, epoch_seconds, stacked_spectra_ms
 from htrain.train import TrainConfig, pick_device, run_training
 
 SHAPES = [(384, 512), (512, 1024), (1024, 2048), (500, 2450), (256, 2450)]
 DELTAS = (0.0, 0.15, 0.3, 0.45, 0.6, 0.9, 1.2, 1.6, 2.0)
-
-
-def eigvalsh_times(device: torch.device, repeats: int) -> list[dict]:
-    rows = []
-    for n, big_n in SHAPES:
-        weight = torch.randn(n, big_n, device=device) / big_n**0.5
-        timings = {
-            where: median_seconds(
-                lambda solve=solve, weight=weight: solve(weight), repeats, device
-            )[0]
-            for where, solve in (("device", eigenvalues_of), ("host", ht.esd))
-        }
-        rows.append({"shape": f"{n}x{big_n}", **{f"{k}_ms": 1e3 * v for k, v in timings.items()}})
-    return rows
 
 
 def stacked_runs(root: Path, tag: str, config, settings, args, graphs: bool):
@@ -72,15 +56,10 @@ def spectra_section(say, device, count: int, repeats: int) -> None:
     say("\n5. spectra of the stack's monitored layers, one run after another against one")
     say("   batched eigendecomposition per layer (median ms per epoch of all runs)")
     for n, big_n in ((512, 1024), (384, 512)):
-        weights = torch.randn(count, n, big_n, device=device) / big_n**0.5
-        loop = (
-            1e3
-            * median_seconds(lambda w=weights: [eigenvalues_of(m) for m in w], repeats, device)[0]
-        )
-        batch = 1e3 * median_seconds(lambda w=weights: stacked_eigenvalues(w), repeats, device)[0]
+        loop, batch = stacked_spectra_ms((n, big_n), count, device, repeats)
+        ratio = loop / batch
         say(
-            f"  {n}x{big_n} x {count}: one by one {loop:8.1f}  batched {batch:8.1f}"
-            f"  ({loop / batch:.1f}x)"
+            f"  {n}x{big_n} x {count}: one by one {loop:8.1f}  batched {batch:8.1f}  ({ratio:.1f}x)"
         )
 
 
@@ -107,7 +86,7 @@ def main() -> None:
     say(f"device: {name}; torch {torch.__version__}; {args.per_class} samples per class, K = 8")
 
     say("\n1. eigvalsh of W W^T / N (median ms)")
-    for row in eigvalsh_times(device, args.repeats):
+    for row in eigvalsh_ms(SHAPES, device, args.repeats):
         say(f"  {row['shape']:>10s}  device {row['device_ms']:8.2f}  host {row['host_ms']:8.2f}")
 
     config = TrainConfig(

@@ -25,33 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import heavytail as ht
-from heavytail import families
+from heavytail.families import benchmark_matrices
 from htrain.io import Report
 from htrain.timing import median_seconds
-
-
-def matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
-    """(name, weight of shape (out, in), planted truth)."""
-
-    def planted(rows: int, cols: int, strengths) -> np.ndarray:
-        n, big_n = min(rows, cols), max(rows, cols)
-        matrix = families.planted_spikes(n, big_n, strengths, rng)
-        return matrix.T if rows > cols else matrix
-
-    return [
-        ("gauss 1024x512", rng.standard_normal((1024, 512)), "0 spikes, LT"),
-        ("gauss 4096x384", rng.standard_normal((4096, 384)), "0 spikes, LT"),
-        ("gauss 2048x1024", rng.standard_normal((2048, 1024)), "0 spikes, LT"),
-        ("gauss 1024x1024", rng.standard_normal((1024, 1024)), "0 spikes, LT"),
-        ("spikes 1024x512", planted(1024, 512, [1.5, 2.0, 3.0, 4.0, 6.0]), "5 spikes, LT"),
-        (
-            "spikes 2048x1024",
-            planted(2048, 1024, [2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0]),
-            "7 spikes, LT",
-        ),
-        ("spikes 1024x1024", planted(1024, 1024, [1.5, 2.0, 3.0]), "3 spikes, LT"),
-        ("student-t(2) 1024x512", rng.standard_t(2, (1024, 512)), "heavy tail, 0 spikes, HT"),
-    ]
 
 
 def ours(weight: np.ndarray, repeats: int) -> dict:
@@ -80,21 +56,9 @@ def weightwatcher_side(weight: np.ndarray, repeats: int) -> dict:
     watcher = weightwatcher.WeightWatcher()
     n, big_n = min(weight.shape), max(weight.shape)
     evals = np.linalg.svd(weight, compute_uv=False) ** 2  # WeightWatcher's ESD scale
-    fit_args = dict(
-        N=big_n,
-        M=n,
-        rf=1,
-        layer_name="bench",
-        layer_id=0,
-        plot_id=0,
-        plot=False,
-        savefig=False,
-        savedir="",
-        color="blue",
-        hist_alpha=0.5,
-        rescale=True,
-        orig_evals=evals,
-    )
+    quiet = dict(plot=False, savefig=False, savedir="", color="blue", hist_alpha=0.5)
+    fit_args = dict(N=big_n, M=n, rf=1, layer_name="bench", layer_id=0, plot_id=0, **quiet)
+    fit_args.update(rescale=True, orig_evals=evals)
     fit_time, fit = median_seconds(lambda: watcher.mp_fit(evals, **fit_args), repeats)
     num_spikes, sigma_mp = fit[0], fit[1]
     analyze_time, details = median_seconds(
@@ -133,7 +97,7 @@ def main() -> None:
     say(header)
     say("-" * len(header))
     fit_ratios, total_ratios = [], []
-    for name, weight, truth in matrices(rng):
+    for name, weight, truth in benchmark_matrices(rng):
         a = ours(weight, args.repeats)
         b = weightwatcher_side(weight, args.repeats)
         fit_ratios.append(b["fit"] / a["analysis"])

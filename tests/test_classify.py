@@ -111,3 +111,15 @@ def test_max_spikes_default_allows_class_spikes_but_not_a_tail():
 def test_classify_rejects_unknown_threshold_rule(rng):
     with pytest.raises(ValueError, match="threshold must be one of"):
         classify(esd(rng.standard_normal((30, 60))), threshold="loose")
+
+
+def test_the_benchmark_matrices_are_what_their_truth_says():
+    # heavytail.families.benchmark_matrices, which scripts/bench_spectral.py times against
+    # WeightWatcher: our analysis finds the planted spike count and the type each one states
+    from heavytail.families import benchmark_matrices
+
+    for name, weight, truth in benchmark_matrices(np.random.default_rng(0)):
+        n, big_n = min(weight.shape), max(weight.shape)
+        result = classify(esd(weight), ratio=n / big_n)
+        spikes = int(truth.split(" spikes")[0].split()[-1])
+        assert (result.n_spikes, result.type) == (spikes, truth.split()[-1]), name

@@ -103,3 +103,24 @@ HEAVY_TAILED = {
     "product_of_3": product_of_3,
     "square_product_of_2": square_product_of_2,
 }
+
+
+def benchmark_matrices(rng: np.random.Generator) -> list[tuple[str, np.ndarray, str]]:
+    """(name, weight of shape (out, in), planted truth): the matrices ``scripts/bench_spectral.py``
+    times against WeightWatcher: Gaussian noise of four shapes, planted rank-one spikes of
+    known strength (``planted_spikes``, transposed where out > in), a Student-t(2) tail."""
+
+    def planted(rows: int, cols: int, strengths) -> np.ndarray:
+        matrix = planted_spikes(min(rows, cols), max(rows, cols), strengths, rng)
+        return matrix.T if rows > cols else matrix
+
+    return [
+        ("gauss 1024x512", rng.standard_normal((1024, 512)), "0 spikes, LT"),
+        ("gauss 4096x384", rng.standard_normal((4096, 384)), "0 spikes, LT"),
+        ("gauss 2048x1024", rng.standard_normal((2048, 1024)), "0 spikes, LT"),
+        ("gauss 1024x1024", rng.standard_normal((1024, 1024)), "0 spikes, LT"),
+        ("spikes 1024x512", planted(1024, 512, [1.5, 2.0, 3.0, 4.0, 6.0]), "5 spikes, LT"),
+        ("spikes 2048x1024", planted(2048, 1024, [2, 2.5, 3, 4, 5, 6, 8]), "7 spikes, LT"),
+        ("spikes 1024x1024", planted(1024, 1024, [1.5, 2.0, 3.0]), "3 spikes, LT"),
+        ("student-t(2) 1024x512", rng.standard_t(2, (1024, 512)), "heavy tail, 0 spikes, HT"),
+    ]
