@@ -12,19 +12,8 @@ nothing.
 
 from __future__ import annotations
 
-import sys
-
 from htrain.before_after import write_before_after
-from htrain.io import results_arguments
-
-
-def main() -> None:
-    args = results_arguments(__doc__)
-    try:
-        write_before_after(args.results)
-    except FileNotFoundError as error:
-        sys.exit(f"error: {error}")
-
+from htrain.io import write_from_results
 
 if __name__ == "__main__":
-    main()
+    write_from_results(__doc__, write_before_after)

@@ -28,19 +28,8 @@ Trains nothing.
 
 from __future__ import annotations
 
-import sys
-
-from htrain.io import results_arguments
+from htrain.io import write_from_results
 from htrain.paper_tables import write_paper_tables
 
-
-def main() -> None:
-    args = results_arguments(__doc__)
-    try:
-        write_paper_tables(args.results)
-    except FileNotFoundError as error:
-        sys.exit(f"error: {error}")
-
-
 if __name__ == "__main__":
-    main()
+    write_from_results(__doc__, write_paper_tables)

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -129,3 +130,13 @@ def results_arguments(doc: str, out: str | None = None) -> argparse.Namespace:
     if out is not None:
         args.out = args.out or args.results / out
     return args
+
+
+def write_from_results(doc: str, write) -> None:
+    """A thin results script's main: ``write(results folder)``, a missing input a one-line
+    error (the scripts that rebuild tables from what ``scripts/collect.py`` wrote)."""
+    args = results_arguments(doc)
+    try:
+        write(args.results)
+    except FileNotFoundError as error:
+        sys.exit(f"error: {error}")
