@@ -33,3 +33,23 @@ def test_the_check_command_passes_on_the_repository():
 
 def test_the_readme_is_a_front_page():
     assert len((ROOT / "README.md").read_bytes()) <= 12_500
+
+
+def test_functions_and_scripts_stay_small():
+    # the house rules (docs/method.md, "Where each idea lives"): no function over 60 lines in
+    # src/ or scripts/ (generated tables aside), no script over about 120 lines
+    import ast
+
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    long = []
+    for path in sources:
+        if path.name.startswith("_null_table"):
+            continue  # generated
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} {length}")
+    assert long == []
+    scripts = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "scripts").glob("*.py")}
+    assert {name: n for name, n in scripts.items() if n > 130} == {}
