@@ -181,8 +181,14 @@ def test_one_point_of_every_committed_grid_trains(name, data_dir, tmp_path):
     # each instead of a fresh interpreter and Hydra launch); the launchers are tested by the
     # sweeps above, which run through the command line
     point = one_point(name)
+    # train.epochs=1: the stopping sweeps set their budget (100 epochs) over the profile's
     summary = train_in_process(
-        tmp_path / "run", f"sweep={name}", "profile=smoke", f"paths.data_dir={data_dir}", *point
+        tmp_path / "run",
+        f"sweep={name}",
+        "profile=smoke",
+        "train.epochs=1",
+        f"paths.data_dir={data_dir}",
+        *point,
     )
     assert summary["status"] == "finished" and (tmp_path / "run" / "done").exists()
     written = (tmp_path / "run" / "config.yaml").read_text()
