@@ -17,7 +17,8 @@
 # local runs folder and collect with `scripts/collect.py` (`--partial` while runs are
 # unfinished).  The GPU-marked tests run beside the first call's training.  Hydra is not on
 # the device machine: carry hydra-core, omegaconf, antlr4 wheels in .whl/ (scripts/gpu_tests.sh
-# says how).  DEVICE overrides train.device (a CPU rehearsal: DEVICE=cpu).
+# says how).  DEVICE overrides train.device (a CPU rehearsal: DEVICE=cpu); DRY_RUN=1 prints the
+# processes and starts nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 usage="usage: gpu_sweeps.sh RUNS_DIR PACK_DIR DEADLINE_S 'name|sweep|overrides' ..."
@@ -26,6 +27,10 @@ PACK=${2:?$usage}
 DEADLINE=${3:?$usage}
 shift 3
 [ $# -gt 0 ] || { echo "$usage" >&2; exit 2; }
+if [ -n "${DRY_RUN:-}" ]; then  # the processes it would start, one per line, and nothing else
+  printf '%s\n' "$@"
+  exit 0
+fi
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 LOGS=$RUNS/logs

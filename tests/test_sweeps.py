@@ -1,8 +1,10 @@
 """Committed grids, launchers, interrupt-and-resume, and collect."""
 
 import json
+import os
 import subprocess
 import sys
+from itertools import product
 from pathlib import Path
 
 import pandas as pd
@@ -196,6 +198,37 @@ def test_one_point_of_every_committed_grid_trains(name, data_dir, tmp_path):
         key, value = override.split("=", 1)
         if key.startswith("data.") or key == "seed":
             assert f"{key.rsplit('.', 1)[-1]}: {value}" in written
+
+
+def grid_points(name: str, overrides: dict[str, list[str]] | None = None) -> set[tuple]:
+    """Every run of a sweep's grid, as sorted (key, value) tuples; ``overrides`` replace keys."""
+    params = {**grid(name), **(overrides or {})}
+    keys = sorted(params)
+    return {tuple(zip(keys, values, strict=True)) for values in product(*(params[k] for k in keys))}
+
+
+def test_the_gpu_script_trains_every_stackable_held_out_run_once():
+    # scripts/gpu_stopping_runs.sh: its stacks (one process each) cover the SGD runs of the
+    # three stopping sweeps exactly once; Adam (not stackable) is left to the CPU
+    printed = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_stopping_runs.sh"), "runs", "pack"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "DRY_RUN": "1"},
+        check=True,
+    ).stdout.split("\n")
+    trained: dict[str, list[tuple]] = {}
+    for line in filter(None, printed):
+        _, sweep_name, overrides = line.split("|")
+        swept = dict(o.split("=", 1) for o in overrides.split() if not o.startswith("profile="))
+        points = grid_points(sweep_name, {k: v.split(",") for k, v in swept.items()})
+        trained.setdefault(sweep_name, []).extend(points)
+    for sweep_name, points in trained.items():
+        assert len(points) == len(set(points)), f"{sweep_name}: a run in two stacks"
+        expected = {p for p in grid_points(sweep_name) if ("recipe", "adam") not in p}
+        assert set(points) == expected, sweep_name
+    assert sorted(trained) == ["stopping_nn1", "stopping_nn2", "stopping_recipes"]
 
 
 def test_paper_tables_grid_holds_the_papers_settings():
