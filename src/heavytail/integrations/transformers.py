@@ -79,15 +79,10 @@ class SpectralCallback(TrainerCallback, ExportableState):
         }
         self.layers = self.args["layers"]
         self.stop, self.on, self.log_prefix = stop, on, log_prefix
+        # every argument but the callback's own three is the stopper's
+        own = ("stop", "on", "log_prefix")
         self.stopper = SpectralEarlyStopping(
-            layers=self.layers,
-            C=C,
-            threshold=threshold,
-            patience=patience,
-            n_classes=n_classes,
-            rule=rule,
-            z=z,
-            n_train=n_train,
+            **{key: value for key, value in self.args.items() if key not in own}
         )
         self.pending: dict[str, float] = {}
         self.measured = 0  # epochs or evaluations analysed so far
