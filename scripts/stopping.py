@@ -17,6 +17,7 @@ from htrain.figures import sensitivity_figure
 from htrain.io import results_arguments, write_atomically, write_text
 from htrain.stopping import (
     RULES,
+    breakdown_markdown,
     choose_z,
     headline_markdown,
     load_suite,
@@ -45,7 +46,8 @@ def main() -> None:
             lambda tmp, frame=frame: frame.to_csv(tmp, index=False, float_format="%.6g"),
         )
     summary = summary_table(rules)
-    write_text(out / "summary.md", summary_markdown(summary))
+    breakdown = breakdown_markdown(runs, rules)
+    write_text(out / "summary.md", summary_markdown(summary) + breakdown)
     write_text(out / "headline.md", headline_markdown(summary))
     figure = sensitivity_figure(sensitivity_rows)
     write_atomically(

@@ -222,3 +222,13 @@ def test_the_evidence_based_criterion_does_not_decide_for_momentum_or_adam(toy_r
         full.info["recipe"] = recipe
         assert rule.decide(full) is None
     full.info["recipe"] = "sgd"
+
+
+def test_the_breakdown_by_family_and_recipe(toy_results):
+    runs, rules = stopping.benchmark(toy_results, suite=TOY_SUITE)
+    text = stopping.breakdown_markdown(runs, rules, part="dev")
+    row = next(line for line in text.splitlines() if line.startswith("| mixtures, SGD (1) |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # bulk growth: 0 lost, 1/6 saved, ends above validation p10's twin; EB stops at 4 (best)
+    assert cells[1] == "0.00 / 0.00, 17% (1/1)"
+    assert cells[3].startswith("0.00 / 0.00, 33%")

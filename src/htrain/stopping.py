@@ -530,6 +530,57 @@ def summary_markdown(table: pd.DataFrame, order=RULES) -> str:
     return "\n".join(lines) + "\n"
 
 
+BREAKDOWN_RULES = ("bulk_growth", "validation_p10", "evidence", "end")
+
+
+def _group_of(run: pd.Series) -> str:
+    """A held-out run's family and recipe (MNIST-1D: its label noise), as a row label."""
+    if run["family"] == "mnist1d":
+        return f"MNIST-1D, label noise {100 * run['label_noise']:.0f}%"
+    recipe = {"sgd": "SGD", "batch256": "batch 256", "momentum": "momentum", "adam": "Adam"}
+    return f"mixtures, {recipe.get(run['recipe'], run['recipe'])}"
+
+
+def breakdown_markdown(
+    runs: pd.DataFrame, rules: pd.DataFrame, part: str = "held-out", order=RULES
+) -> str:
+    """The large-data runs of ``part`` by family and recipe (MNIST-1D: by label noise): for
+    a few rules, lost mean / worst, saved, and wins against validation p10 where there are
+    twins; where each rule works and where it does not."""
+    labels = {rule.name: rule.label for rule in order}
+    chosen = runs[(runs["part"] == part) & (runs["regime"] == "large")]
+    groups = chosen.assign(group=chosen.apply(_group_of, axis=1))[["run", "group"]]
+    rows = rules.merge(groups, on="run")
+    header = " | ".join(labels[name] for name in BREAKDOWN_RULES)
+    lines = [
+        "",
+        f"## {part}, large data, by family and recipe",
+        "",
+        "lost mean / worst, saved (wins vs p10 where there are twins)",
+        "",
+        f"| family, recipe (runs) | {header} |",
+        "|---" * (len(BREAKDOWN_RULES) + 1) + "|",
+    ]
+    for group, members in rows.groupby("group", sort=True):
+        cells = []
+        for name in BREAKDOWN_RULES:
+            mine = members[members["rule"] == name]
+            if mine.empty:
+                cells.append("-")
+                continue
+            text = (
+                f"{mine['lost_vs_best'].mean():.2f} / {mine['lost_vs_best'].max():.2f}, "
+                f"{100 * mine['saved'].mean():.0f}%"
+            )
+            twins = mine["vs_validation_p10"].dropna()
+            if len(twins) and name != "validation_p10":
+                text += f" ({int((twins >= 0).sum())}/{len(twins)})"
+            cells.append(text)
+        count = int(members["run"].nunique())
+        lines.append(f"| {group} ({count}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def headline_markdown(table: pd.DataFrame, part: str = "held-out", order=RULES) -> str:
     """The README's table: each rule on one part, large and small data side by side."""
     labels = {rule.name: rule.label for rule in order}
