@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from htrain import experiment
 from htrain.batched import Member, train_batched
 from htrain.replay import read_eigenvalues
+from htrain.rundir import load_checkpoint
 from htrain.train import run_training
 
 # trains several small runs per test: slow (make test runs it, make test-fast skips it)
@@ -155,3 +156,28 @@ def test_the_stacked_spectra_equal_the_single_ones_and_skip_nan_members():
         single = ht.esd(weights[r])
         assert values[r].shape == (64,)
         np.testing.assert_allclose(values[r], single, rtol=1e-10, atol=1e-12)
+
+
+def test_adam_members_follow_their_single_runs_and_resume_as_single_runs(tmp_path):
+    # Adam is elementwise too: stacked members follow their single runs; a member checkpoint
+    # holds its slices of the moments and the shared step count, so a single-run resume
+    # continues as the uninterrupted single run does
+    adam = ("optim.name=adam", "optim.lr=0.001")
+    singles = [member(tmp_path / f"single{i}", *s, *adam) for i, s in enumerate(SETTINGS[:2])]
+    for m in singles:
+        run_training(m.out_dir, m.data, m.config, progress=False)
+    parts = [
+        member(tmp_path / f"part{i}", *s, *adam, "train.epochs=2")
+        for i, s in enumerate(SETTINGS[:2])
+    ]
+    train_batched(parts)
+    for part, single in zip(parts, singles, strict=True):
+        state = load_checkpoint(part.out_dir / "checkpoint.pt", "cpu")["optimizer"]
+        assert {"exp_avg", "exp_avg_sq", "step"} <= set(state["state"][0])
+        (part.out_dir / "done").unlink()
+        summary = run_training(part.out_dir, part.data, single.config, progress=False)
+        assert summary["epochs_run"] == 3
+        ours = pd.read_csv(part.out_dir / "metrics.csv")
+        theirs = pd.read_csv(single.out_dir / "metrics.csv")
+        np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(ours["test_acc"], theirs["test_acc"], atol=1e-6)

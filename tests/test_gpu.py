@@ -93,14 +93,18 @@ def test_the_gpu_benchmark_runs_on_a_small_size_on_any_device():
     assert "CUDA-graph steps" in result.stdout and "batched" in result.stdout
 
 
-def eager_and_graphed(tmp_path, device: str):
+def eager_and_graphed(tmp_path, device: str, **changes):
     """The same two members trained with eager steps and with CUDA-graph steps: their
     summaries and metrics.csv frames, in that order."""
     settings = [(0, 0.3), (1, 0.9)]
 
     def members(tag):
         return [
-            Member(tmp_path / f"{tag}{i}", data(seed, delta), config(device=device, seed=seed))
+            Member(
+                tmp_path / f"{tag}{i}",
+                data(seed, delta),
+                config(device=device, seed=seed, **changes),
+            )
             for i, (seed, delta) in enumerate(settings)
         ]
 
@@ -123,6 +127,18 @@ def test_the_cuda_graph_step_follows_the_eager_one(tmp_path, capsys):
     for a, b in zip(first, second, strict=True):
         np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4)
         np.testing.assert_allclose(a["eb_criterion"], b["eb_criterion"], rtol=1e-3)
+
+
+@pytest.mark.gpu
+@cuda
+def test_the_cuda_graph_step_of_stacked_adam_follows_the_eager_one(tmp_path, capsys):
+    # Adam is captured with its step count on the device (capturable)
+    changes = {"optimizer": "adam", "lr": 0.001}
+    _, (first, second) = eager_and_graphed(tmp_path, "cuda", **changes)
+    assert "capture failed" not in capsys.readouterr().out
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_allclose(a["train_loss"], b["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(a["test_acc"], b["test_acc"], atol=0.02)
 
 
 def test_on_the_cpu_the_graph_option_falls_back_to_the_same_eager_steps(tmp_path):

@@ -9,15 +9,17 @@ Each member keeps what its single run would have:
   seeded like the single run's) and initialisation (built by ``htrain.train.new_model``
   from its seed, then copied into the stack);
 * its own loss: the sum of the members' mean losses has, for each member's weights, the
-  gradient of that member's loss alone, and SGD (momentum, weight decay) acts elementwise,
-  so each member follows its single run's trajectory up to floating-point rounding
+  gradient of that member's loss alone, and SGD (momentum, weight decay) and Adam act
+  elementwise (Adam's step count is shared: the members step together), so each member
+  follows its single run's trajectory up to floating-point rounding
   (tests/test_batched.py: metrics and eigenvalues within float tolerance);
 * its own run folder, under the same hash, with the same files, written by the same
   ``htrain.train.RunRecorder``: collect, resume and the reports cannot tell the difference.
 
 A member that diverges, or stops (early_stop.action=stop), is finalised and drops out of the
-loss (its weights no longer move); the others go on.  Only fully connected networks (NN1,
-NN2) are stacked (``stackable``).
+loss (nothing of it is recorded any more; with momentum or Adam its weights may drift,
+unseen); the others go on.  Only fully connected networks (NN1, NN2) are stacked
+(``stackable``).
 """
 
 from __future__ import annotations
@@ -128,8 +130,6 @@ def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
     """What members must share to be stacked (None: this run cannot be stacked)."""
     if not network_entry(config.model).stackable:
         return None
-    if config.optimizer != "sgd":
-        return None  # Adam's per-member state (moments, step) is not split back on save
     sizes = (len(data.y_train), len(data.y_test), 0 if data.y_val is None else len(data.y_val))
     return (
         config.model,
@@ -138,6 +138,7 @@ def stackable(config: TrainConfig, data: Dataset) -> tuple | None:
         sizes,
         config.batch_size,
         config.epochs,
+        config.optimizer,
         config.lr,
         config.momentum,
         config.weight_decay,
@@ -183,8 +184,8 @@ def train_batched(
     if None in keys:
         odd = members[keys.index(None)]
         raise ValueError(
-            f"{odd.config.model} runs with {odd.config.optimizer} cannot be stacked "
-            f"(only {', '.join(n for n, e in NETWORKS.items() if e.stackable)} with SGD)"
+            f"{odd.config.model} runs cannot be stacked "
+            f"(only {', '.join(n for n, e in NETWORKS.items() if e.stackable)})"
         )
     summaries: list[dict | None] = [None] * len(members)
     with ExitStack() as locks:
@@ -271,7 +272,7 @@ class StackedStep:
     replayed: a step is then one launch instead of a few hundred small ones (the stack is
     launch-bound, docs/benchmarks.md).  A measured and an unmeasured step are two graphs.  The
     first ``WARMUP`` steps run eagerly on a side stream, as capture requires (they create
-    SGD's momentum buffers), and are real steps of the run; a capture records the next step
+    the optimizer's state), and are real steps of the run; a capture records the next step
     without running it, and it is replayed at once.  A last, smaller batch runs eagerly on the
     same tensors.  Capture failing (an old driver, a torch without graph support for an op)
     falls back to eager steps with a message.  On a CPU every step is eager: the same
@@ -391,8 +392,10 @@ def _train_stack(
     stacked step for all live members and the same ``measured`` metrics per member."""
     config = members[0].config
     model = StackedMLP([single for single, _ in singles]).to(device)
-    optimizer = new_optimizer(config, model.parameters())
-    _load_momentum(model, optimizer, singles)
+    # a CUDA graph can replay Adam's step only with its step count on the device
+    capturable = graphs and device.type == "cuda"
+    optimizer = new_optimizer(config, model.parameters(), capturable=capturable)
+    _load_optimizer_state(model, optimizer, singles)
     template = new_optimizer(config, singles[0][0].parameters()).state_dict()
     count = len(members)
     splits = _stacked_splits(members, device)
@@ -456,29 +459,53 @@ def _stacked_spectra(model: StackedMLP, members, live: list[int], epoch: int) ->
     return spectra
 
 
-def _load_momentum(model: StackedMLP, optimizer, singles) -> None:
-    """Resumed members' SGD momentum buffers, stacked like their weights."""
+# the per-parameter optimizer state that is stacked like the weights: SGD's momentum, Adam's
+# moments; Adam's step count is one number for the whole stack (its members step together)
+STACKED_STATE = ("momentum_buffer", "exp_avg", "exp_avg_sq")
+
+
+def _load_optimizer_state(model: StackedMLP, optimizer, singles) -> None:
+    """Resumed members' optimizer state (SGD's momentum buffers, Adam's moments and step),
+    stacked like their weights.  The members of a stack resume from the same epoch, so they
+    share Adam's step count."""
     states = [payload["optimizer"] if payload else None for _, payload in singles]
     if not any(state and state.get("state") for state in states):
         return
     for position, name in enumerate(model.single_order()):
         parameter = getattr(model, name)
-        buffers = []
-        for (single, _), state in zip(singles, states, strict=True):
-            saved = (state or {}).get("state", {}).get(position, {}).get("momentum_buffer")
-            shape = list(single.parameters())[position].shape
-            buffers.append(saved if saved is not None else torch.zeros(shape))
-        stacked = torch.stack([b.to(parameter.device) for b in buffers]).reshape(parameter.shape)
-        optimizer.state[parameter]["momentum_buffer"] = stacked
+        saved = [(state or {}).get("state", {}).get(position, {}) for state in states]
+        target = optimizer.state[parameter]
+        for key in STACKED_STATE:
+            if not any(key in entry for entry in saved):
+                continue
+            pieces = []
+            for (single, _), entry in zip(singles, saved, strict=True):
+                shape = list(single.parameters())[position].shape
+                pieces.append(entry.get(key, torch.zeros(shape)).to(parameter.device))
+            target[key] = torch.stack(pieces).reshape(parameter.shape)
+        if "step" in saved[0]:
+            step = torch.as_tensor(saved[0]["step"], dtype=torch.float32)
+            target["step"] = step.to(parameter.device) if _capturable(optimizer) else step
+
+
+def _capturable(optimizer) -> bool:
+    return bool(optimizer.param_groups[0].get("capturable", False))
 
 
 def _member_optimizer(model: StackedMLP, optimizer, template: dict, member: int) -> dict:
-    """The single run's SGD state dict of one member: its param_groups, and the slices of
-    the stacked momentum buffers (SGD keeps none without momentum)."""
+    """The single run's optimizer state dict of one member: its param_groups, and its slices
+    of the stacked state (none for plain SGD), Adam's step count as a host tensor, as a
+    single run keeps it."""
     state = {}
     for position, name in enumerate(model.single_order()):
-        buffer = optimizer.state.get(getattr(model, name), {}).get("momentum_buffer")
-        if buffer is not None:
-            piece = buffer[member]
-            state[position] = {"momentum_buffer": piece[0] if name.endswith("_bias") else piece}
+        stacked = optimizer.state.get(getattr(model, name), {})
+        entry = {}
+        for key in STACKED_STATE:
+            if key in stacked:
+                piece = stacked[key][member]
+                entry[key] = piece[0] if name.endswith("_bias") else piece
+        if "step" in stacked:
+            entry["step"] = stacked["step"].detach().to("cpu", torch.float32).clone()
+        if entry:
+            state[position] = entry
     return {"state": state, "param_groups": template["param_groups"]}

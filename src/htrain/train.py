@@ -570,11 +570,16 @@ def new_model(config: TrainConfig, data: Dataset, device) -> nn.Module:
     return model
 
 
-def new_optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+def new_optimizer(
+    config: TrainConfig, parameters, capturable: bool = False
+) -> torch.optim.Optimizer:
     """SGD (plain, or with momentum) as in the paper, or Adam with torch's default betas
-    (0.9, 0.999) and eps 1e-8 (optim.momentum is not used by Adam)."""
+    (0.9, 0.999) and eps 1e-8 (optim.momentum is not used by Adam).  ``capturable``: Adam
+    keeps its step count on the device, as a CUDA graph of the step needs (same numbers)."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(
+            parameters, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
+        )
     return torch.optim.SGD(
         parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
