@@ -345,7 +345,10 @@ class StackedStep:
             return
         try:
             self.static_index.copy_(index)
-            self.optimizer.zero_grad(set_to_none=False)
+            # grads of None: backward allocates them in the graph's private pool, where they
+            # stay for its replays, whatever later eager steps do with .grad (PyTorch's
+            # whole-network capture)
+            self.optimizer.zero_grad(set_to_none=True)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self._eager(self.static_index, measure, set_to_none=False)
