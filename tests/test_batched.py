@@ -134,6 +134,12 @@ def test_momentum_buffers_travel_through_member_checkpoints(tmp_path):
     run_training(whole.out_dir, whole.data, whole.config, progress=False)
     part = member(tmp_path / "part", *SETTINGS[1], *momentum, "train.epochs=2")
     train_batched([part])
+    assert_resumes_as_the_whole_run(part, whole)
+
+
+def assert_resumes_as_the_whole_run(part: Member, whole: Member) -> None:
+    """``part`` (a batched member stopped at epoch 2), resumed by the single-run loop to
+    epoch 3, ends with the uninterrupted single run ``whole``'s numbers."""
     (part.out_dir / "done").unlink()
     summary = run_training(part.out_dir, part.data, whole.config, progress=False)
     assert summary["epochs_run"] == 3
@@ -174,10 +180,4 @@ def test_adam_members_follow_their_single_runs_and_resume_as_single_runs(tmp_pat
     for part, single in zip(parts, singles, strict=True):
         state = load_checkpoint(part.out_dir / "checkpoint.pt", "cpu")["optimizer"]
         assert {"exp_avg", "exp_avg_sq", "step"} <= set(state["state"][0])
-        (part.out_dir / "done").unlink()
-        summary = run_training(part.out_dir, part.data, single.config, progress=False)
-        assert summary["epochs_run"] == 3
-        ours = pd.read_csv(part.out_dir / "metrics.csv")
-        theirs = pd.read_csv(single.out_dir / "metrics.csv")
-        np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-4)
-        np.testing.assert_allclose(ours["test_acc"], theirs["test_acc"], atol=1e-6)
+        assert_resumes_as_the_whole_run(part, single)
