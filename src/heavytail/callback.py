@@ -143,9 +143,6 @@ class SpectralEarlyStopping:
         self.layers = None if layers is None else list(layers)
         self.C = float(C)
         self.threshold = threshold
-        self.patience = self.settings.patience
-        self.start_from_epoch = self.settings.start_from_epoch
-        self.combine = self.settings.combine
         self.conv = conv
         self.verbose = verbose
         self.n_classes = None if n_classes is None else int(n_classes)
@@ -163,6 +160,18 @@ class SpectralEarlyStopping:
         self.stop_epoch: int | None = None
         self.stopped_by: list[str] = []
         self._streak: dict[str, int] = {}
+
+    @property
+    def patience(self) -> int:
+        return self.settings.patience
+
+    @property
+    def start_from_epoch(self) -> int:
+        return self.settings.start_from_epoch
+
+    @property
+    def combine(self) -> str:
+        return self.settings.combine
 
     @property
     def should_stop(self) -> bool:
