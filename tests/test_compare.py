@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 from helpers import train_in_process
 
-from htrain.compare import (
+from htrain.compare import evaluate_run, evaluate_runs, rules_for, summarise
+from htrain.rules import (
+    Decision,
     Rule,
-    evaluate_run,
-    evaluate_runs,
-    rules_for,
+    Validation,
     spectral_stop,
-    summarise,
     validation_stop,
     widest_layer,
 )
@@ -131,7 +130,8 @@ def test_validation_rules_skip_runs_without_a_split_and_summaries_count():
     )
     outcomes = evaluate_runs(epochs, spectral)
     assert not outcomes["rule"].str.startswith("validation").any()
-    assert len(outcomes) == 2 * sum(rule.kind != "validation" for rule in rules_for(spectral))
+    applies = [rule for rule in rules_for(spectral) if not isinstance(rule, Validation)]
+    assert len(outcomes) == 2 * len(applies)
     summary = summarise(outcomes, []).set_index("rule")
     assert summary.loc["spectral C=0.4", "fired"] == 1
     assert summary.loc["spectral C=0.4", "never_fired"] == 1
@@ -139,9 +139,23 @@ def test_validation_rules_skip_runs_without_a_split_and_summaries_count():
     assert summary.loc["spectral C=0.4", "false_stops"] == 0  # b never fired
 
 
-def test_unknown_rule_kind_is_refused():
-    with pytest.raises(ValueError, match="unknown rule kind"):
-        evaluate_run(metrics_table([0.1, 0.2]), spectral_table(FIRES, 1), [Rule("x", "oracle")])
+class Oracle(Rule):
+    """Stops at the best test epoch in hindsight: a rule no one can run, and a new Rule
+    subclass that the comparison judges without being told about it."""
+
+    name = "oracle"
+
+    def decide(self, run):
+        best = int(run.metrics.loc[run.metrics.index >= 1, "test_acc"].idxmax())
+        return Decision(best, best)
+
+
+def test_a_new_rule_is_one_subclass_and_the_comparison_judges_it():
+    acc = [0.1, 0.5, 0.9, 0.8, 0.7]
+    (record,) = evaluate_run(metrics_table(acc), spectral_table(FIRES, 4), [Oracle()])
+    assert record["rule"] == "oracle" and record["stop_epoch"] == 2 and record["fired"]
+    assert record["lost_vs_best"] == 0 and record["lost_vs_last"] == pytest.approx(0.7 - 0.9)
+    assert record["epochs_saved"] == 2
 
 
 # an easy mixture at a large learning rate: the K signal spikes emerge in a few epochs, and

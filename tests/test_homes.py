@@ -116,14 +116,14 @@ def test_the_stopping_settings_are_one_type_with_one_default_everywhere():
     # the runner's stop rule, a run's analysis, compare's rules and every callback hold the
     # same heavytail.StopSettings (patience, start_from_epoch, combine), defaults included
     from heavytail.integrations.lightning import SpectralMonitor
-    from htrain.compare import Rule
+    from htrain.rules import ThresholdReplay
     from htrain.train import StopRule
 
     default = ht.StopSettings()
     assert isinstance(StopRule(), ht.StopSettings)
     assert StopRule().stop_settings() == default.stop_settings()
     assert Analysis(layers=("fc1",)).stop == default
-    assert Rule("x", "spectral").stop == default
+    assert ThresholdReplay("x", "paper_C0.4").stop == default
     stoppers = [
         ht.SpectralEarlyStopping(layers=["fc1"]),
         SpectralMonitor(layers=["fc1"]).stopper,

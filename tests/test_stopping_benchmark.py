@@ -12,6 +12,7 @@ from test_growth import synthetic_weights
 from test_sweeps import grid
 
 from htrain import stopping
+from htrain.rules import EvidenceBased, Validation
 
 TEST_ACC = [0.1, 0.5, 0.7, 0.8, 0.82, 0.81, 0.78]  # best at epoch 4
 EB = [np.nan, -1.0, -0.5, -0.2, 0.1, 0.3, 0.2]  # first positive at 4
@@ -138,7 +139,7 @@ def test_every_rule_stops_where_the_hand_made_run_says(toy_results):
 def test_validation_p5_reads_the_twin_and_stops_when_patience_runs_out(toy_results):
     trajectories = stopping.load_source(toy_results, TOY_SUITE[0])
     twin = next(t for t in trajectories if t.run == "twin")
-    decision = stopping.Validation(2).decide(twin)
+    decision = Validation(2).decide(twin)
     assert (decision.stop_epoch, decision.reported_epoch) == (5, 3)
 
 
@@ -216,7 +217,7 @@ def test_the_protocol_picks_z_on_dev_alone():
 def test_the_evidence_based_criterion_does_not_decide_for_momentum_or_adam(toy_results):
     # derived for plain SGD: a momentum or Adam run that logged EB gets no decision
     full = next(t for t in stopping.load_source(toy_results, TOY_SUITE[0]) if t.run == "full")
-    rule = stopping.EvidenceBased()
+    rule = EvidenceBased()
     assert rule.decide(full).stop_epoch == 4
     for recipe in ("momentum", "adam"):
         full.info["recipe"] = recipe

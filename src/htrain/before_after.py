@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from htrain.compare import EASY_ACCURACY, Rule, evaluate_runs
+from htrain.compare import evaluate_runs
 from htrain.io import write_atomically, write_text
 from htrain.report import PANELS, difficulty_bands
+from htrain.rules import EASY_ACCURACY, ThresholdReplay
 
 WITHOUT_K, WITH_K = "without K (gap rule)", "with K"
 
-RULES = (Rule("C=0.4", "spectral", "paper_C0.4"), Rule("calibrated", "spectral", "calibrated"))
+RULES = (ThresholdReplay("C=0.4", "paper_C0.4"), ThresholdReplay("calibrated", "calibrated"))
 
 
 def outcomes(folder: Path, spectral_folder: Path) -> pd.DataFrame:

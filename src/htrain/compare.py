@@ -1,4 +1,5 @@
-"""Stopping rules applied after the fact to record-mode runs, and how they compare.
+"""Stopping rules (``htrain.rules``) applied after the fact to record-mode runs, and how they
+compare.
 
 Record mode trains every run to its last epoch and logs, each epoch, the test (and, with a
 validation split, validation) loss and accuracy, and per monitored layer s_hat and every
@@ -13,44 +14,32 @@ Pure functions over the collected tables (epochs.csv, spectral.parquet); no file
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 
 import heavytail as ht
-from heavytail import SpectralEarlyStopping
-from heavytail.columns import fires_column, threshold_column
 from htrain.report import PANELS, primary_threshold, thresholds_in
-
-EASY_ACCURACY = 0.99  # final test accuracy above which a setting counts as easy
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A stopping rule.  kind: "spectral" (threshold = a ``heavytail.Threshold`` name such as
-    paper_C0.4 or calibrated, stopped by ``stop``; ``widest_only``: only the layer with the
-    most weights is monitored), "validation" (Keras EarlyStopping on val_loss with
-    restore_best_weights, ``stop.patience``) or "none" (train to the end)."""
-
-    name: str
-    kind: str
-    threshold: str = ""
-    stop: ht.StopSettings = ht.StopSettings()
-    widest_only: bool = False
+from htrain.rules import (
+    EASY_ACCURACY,
+    Rule,
+    ThresholdReplay,
+    TrainToEnd,
+    Validation,
+    by_epoch,
+)
 
 
 def main_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
     """Each recorded spectral rule as the paper uses it (first fire of any layer), Keras'
     validation stopping with patience 5 and 10, and training to the end."""
-    spectral = tuple(Rule(f"spectral {rule.short}", "spectral", rule.name) for rule in thresholds)
+    spectral = tuple(ThresholdReplay(f"spectral {rule.short}", rule.name) for rule in thresholds)
     return (
         *spectral,
-        Rule("validation p=5", "validation", stop=ht.StopSettings(patience=5)),
-        Rule("validation p=10", "validation", stop=ht.StopSettings(patience=10)),
-        Rule("no early stopping", "none"),
+        Validation(5, name="validation p=5"),
+        Validation(10, name="validation p=10"),
+        TrainToEnd(name="no early stopping"),
     )
 
 
@@ -65,7 +54,7 @@ def variant_rules(thresholds: list[ht.Threshold]) -> tuple[Rule, ...]:
         ("patience 3", ht.StopSettings(patience=3), False),
     )
     return tuple(
-        Rule(f"spectral {rule.short} {variant}", "spectral", rule.name, stop, widest)
+        ThresholdReplay(f"spectral {rule.short} {variant}", rule.name, stop, widest)
         for rule in chosen
         for variant, stop, widest in variants
     )
@@ -77,99 +66,21 @@ def rules_for(spectral: pd.DataFrame) -> tuple[Rule, ...]:
     return main_rules(thresholds) + variant_rules(thresholds)
 
 
-def widest_layer(spectral: pd.DataFrame) -> str:
-    """The monitored layer with the most weights (n x N); ties go to the first listed."""
-    sizes = spectral.groupby("layer", sort=False).apply(
-        lambda rows: int(rows["n"].iloc[0]) * int(rows["N"].iloc[0]), include_groups=False
-    )
-    return str(sizes.idxmax())
+@dataclass
+class RunLog:
+    """One run as the rules of ``htrain.rules`` read it: its metrics (indexed by epoch) and
+    its spectral rows, grouped by epoch once."""
 
+    metrics: pd.DataFrame
+    spectral: pd.DataFrame
+    by_epoch: list = field(init=False)
 
-def _by_epoch(spectral: pd.DataFrame) -> list[tuple[int, dict[str, dict]]]:
-    """One run's spectral rows as [(epoch, {layer: row})], epochs ascending (done once per
-    run: replaying ten rules over a DataFrame each would dominate the comparison's time)."""
-    epochs: dict[int, dict[str, dict]] = {}
-    for row in spectral.to_dict("records"):
-        epochs.setdefault(int(row["epoch"]), {})[row["layer"]] = row
-    return sorted(epochs.items())
+    def __post_init__(self) -> None:
+        self.by_epoch = by_epoch(self.spectral)
 
-
-def spectral_stop(
-    spectral: pd.DataFrame,
-    threshold: str,
-    patience: int = 1,
-    combine: str = "any",
-    start_from_epoch: int = 1,
-) -> int | None:
-    """The epoch at which the spectral rule stops one run, or None if it never does.
-
-    ``spectral`` holds one run's rows (epoch, layer, n, N, s_hat, threshold_<rule>,
-    fires_<rule>).  combine "widest" monitors only ``widest_layer``; "any" and "all" are the
-    callback's.  Epoch 0 (the initialisation) never fires, as in the runner
-    (start_from_epoch = 1).
-    """
-    widest = combine == "widest"
-    stop = ht.StopSettings(patience, start_from_epoch, "any" if widest else combine)
-    return _replay(_by_epoch(spectral), spectral, threshold, stop, widest)
-
-
-def _replay(
-    by_epoch: list[tuple[int, dict[str, dict]]],
-    spectral: pd.DataFrame,
-    threshold: str,
-    stop: ht.StopSettings,
-    widest_only: bool = False,
-) -> int | None:
-    """``spectral_stop`` on rows already grouped by ``_by_epoch``."""
-    fires, levels = fires_column(threshold), threshold_column(threshold)
-    if fires not in spectral:
-        raise ValueError(f"spectral table has no {fires} column: rule {threshold} not recorded")
-    layers = list(dict.fromkeys(spectral["layer"]))
-    if widest_only:
-        layers = [widest_layer(spectral)]
-    stopper = SpectralEarlyStopping(
-        layers=layers, threshold=ht.Threshold.from_name(threshold).rule, **stop.stop_settings()
-    )
-    for epoch, rows in by_epoch:
-        results = {}
-        for layer, row in rows.items():
-            skipped = isinstance(row.get("skipped"), str) and row["skipped"] != ""
-            results[layer] = (
-                None
-                if skipped or pd.isna(row["s_hat"])
-                else SimpleNamespace(
-                    fires=bool(row[fires]), s_hat=row["s_hat"], threshold=row[levels]
-                )
-            )
-        if stopper.observe(epoch, results):
-            return stopper.stop_epoch
-    return None
-
-
-def validation_stop(
-    metrics: pd.DataFrame, patience: int, monitor: str = "val_loss", min_delta: float = 0.0
-) -> tuple[int | None, int]:
-    """Keras ``EarlyStopping(monitor, patience, min_delta, restore_best_weights=True)``.
-
-    Over epochs 1, 2, ...: an epoch improves when value < best - min_delta (then best and
-    the weights to restore are its, and the wait resets), otherwise the wait grows; training
-    stops at the epoch where wait reaches ``patience``.  Returns (stop epoch or None, the
-    epoch whose weights the run ends with): the best epoch when it stopped, the last epoch
-    otherwise, because Keras restores the best weights only when it stops training itself
-    (keras-team/keras#12511, tensorflow/tensorflow#35634).
-    """
-    if monitor not in metrics:
-        raise ValueError(f"no {monitor} column: run with data.val_fraction > 0")
-    rows = metrics[metrics["epoch"] >= 1].sort_values("epoch")
-    best, best_epoch, wait = math.inf, None, 0
-    for epoch, value in zip(rows["epoch"], rows[monitor], strict=True):
-        if value < best - min_delta:
-            best, best_epoch, wait = value, int(epoch), 0
-        else:
-            wait += 1
-            if wait >= patience:
-                return int(epoch), best_epoch if best_epoch is not None else int(epoch)
-    return None, int(rows["epoch"].iloc[-1])
+    @property
+    def budget(self) -> int:
+        return int(self.metrics.index.max())
 
 
 def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=None) -> list[dict]:
@@ -178,28 +89,21 @@ def evaluate_run(metrics: pd.DataFrame, spectral: pd.DataFrame, rules=None) -> l
     lost_vs_best = best test accuracy in hindsight - reported; lost_vs_last = last-epoch
     accuracy - reported (negative: the rule gained); epochs_saved = last epoch - stop epoch.
     A false stop is a fire on an easy run (final test accuracy above EASY_ACCURACY).
-    Validation rules are skipped on runs without a validation split.  ``rules`` defaults to
-    ``rules_for(spectral)``.
+    A rule that does not apply (validation on a run without a validation split) is skipped.
+    ``rules`` (``htrain.rules.Rule``) defaults to ``rules_for(spectral)``.
     """
     rules = rules_for(spectral) if rules is None else rules
     metrics = metrics.sort_values("epoch").set_index("epoch")
     trained = metrics.loc[metrics.index >= 1, "test_acc"]
-    last_epoch = int(metrics.index.max())
+    run = RunLog(metrics, spectral)
+    last_epoch = run.budget
     last_acc, best_acc = float(metrics.loc[last_epoch, "test_acc"]), float(trained.max())
     records = []
-    prepared = _by_epoch(spectral)
     for rule in rules:
-        if rule.kind == "spectral":
-            stop = _replay(prepared, spectral, rule.threshold, rule.stop, rule.widest_only)
-            reported = stop if stop is not None else last_epoch
-        elif rule.kind == "validation":
-            if "val_loss" not in metrics:
-                continue
-            stop, reported = validation_stop(metrics.reset_index(), rule.stop.patience)
-        elif rule.kind == "none":
-            stop, reported = None, last_epoch
-        else:
-            raise ValueError(f"unknown rule kind {rule.kind!r}")
+        decision = rule.decide(run)
+        if decision is None:
+            continue
+        stop, reported = decision.stop_epoch, decision.reported_epoch
         accuracy = float(metrics.loc[reported, "test_acc"])
         fired = stop is not None
         records.append(

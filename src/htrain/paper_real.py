@@ -17,7 +17,8 @@ import pandas as pd
 
 from heavytail.columns import acc_at_fire_column, final_type_column, fire_epoch_column
 from htrain.paper import PAPER_LAYERS, REAL_FINAL, format_fire, real_row
-from htrain.stopping import BulkGrowth, Source, load_source
+from htrain.rules import BulkGrowth
+from htrain.stopping import Source, load_source
 
 RULE = "paper_C0.4"
 LAYERS = ("fc1", "fc2")  # the layers the paper reports for LeNet and MiniAlexNet (VGG11: fc1)

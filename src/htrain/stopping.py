@@ -10,8 +10,8 @@ rule's fires without K.  Each rule decides from the epochs seen so far, so a rep
 where a live run would (the spectral rules through the library's own state machines).
 
 ``SUITE`` is the frozen suite: which collections, filtered how, make the dev and the
-held-out parts, with their budgets and regimes.  ``RULES`` lists the rules once; a new rule
-is one class with ``name`` and ``decide`` added there.
+held-out parts, with their budgets and regimes.  ``RULES`` lists the rules judged; a new rule
+is one class of ``htrain.rules`` (its one home) listed there.
 """
 
 from __future__ import annotations
@@ -26,15 +26,19 @@ import pandas as pd
 
 import heavytail as ht
 from heavytail.columns import fires_column
-from heavytail.evidence import eb_stop
 from heavytail.fit import fit_body
-from heavytail.growth import DEFAULT_Z, bulk_growth_stop
-from htrain.compare import validation_stop
 from htrain.datasets import dataset_entry, n_classes_of_row
+from htrain.rules import (
+    EASY_ACCURACY,
+    BulkGrowth,
+    EvidenceBased,
+    PaperRule,
+    Rule,
+    TrainToEnd,
+    Validation,
+)
 
 PAPER_RULE = ht.Threshold("paper", 0.4)  # the paper's rule with its C, as the tables report it
-
-EASY_ACCURACY = 0.99  # a run that ends above this is easy: a rule should not cost it anything
 
 
 # ------------------------------------------------------------------------------ the suite
@@ -261,114 +265,7 @@ def pair_twins(trajectories: list[Trajectory]) -> list[Trajectory]:
 
 # ----------------------------------------------------------------------------- the rules
 
-
-@dataclass(frozen=True)
-class Decision:
-    stop_epoch: int | None  # None: never fired, trained to the budget
-    reported_epoch: int  # the epoch whose weights the rule hands back
-
-
-class Rule:
-    """A stopping rule: ``decide`` returns a ``Decision``, or None where it does not apply
-    (no eigenvalues, no gradient statistics, no twin)."""
-
-    name = ""
-    label = ""
-
-    def decide(self, t: Trajectory) -> Decision | None:
-        raise NotImplementedError
-
-
-class TrainToEnd(Rule):
-    name, label = "end", "train to the end"
-
-    def decide(self, t):
-        return Decision(None, t.budget)
-
-
-def _first_fire(fires: pd.DataFrame | None, start: int = 1) -> int | None:
-    if fires is None:
-        return None
-    hits = fires[fires.index >= start].any(axis=1)
-    return int(hits.idxmax()) if hits.any() else None
-
-
-class PaperRule(Rule):
-    """The paper's C = 0.4 rule, first fire of any monitored layer, with or without K."""
-
-    def __init__(self, with_k: bool) -> None:
-        self.with_k = with_k
-        self.name = "paper_C0.4" if with_k else "paper_C0.4_noK"
-        self.label = "paper C=0.4, K known" if with_k else "paper C=0.4, K unknown"
-
-    def decide(self, t):
-        if not self.with_k and t.fires_without_k is None:
-            return None
-        stop = _first_fire(t.fires_with_k if self.with_k else t.fires_without_k)
-        return Decision(stop, stop if stop is not None else t.budget)
-
-
-class BulkGrowth(Rule):
-    """``heavytail.growth``: the class spikes are out, then the first layer's bulk grows."""
-
-    def __init__(self, z: float = DEFAULT_Z, name: str = "bulk_growth") -> None:
-        self.z, self.name = z, name
-        self.label = f"bulk growth (z={z:g})"
-
-    def decide(self, t):
-        if t.body_sigma2 is None:
-            return None
-        epochs = t.body_sigma2.index.to_numpy()
-        spikes = t.spikes.reindex(epochs)
-        result = bulk_growth_stop(
-            epochs,
-            {layer: list(spikes[layer]) for layer in t.layers},
-            t.body_sigma2.to_numpy(),
-            t.n_first,
-            t.n_classes,
-            self.z,
-            n_train=t.n_train,
-            fan_ins=t.fan_ins,
-        )
-        if result.stop_epoch is None:
-            return Decision(None, t.budget)
-        return Decision(result.stop_epoch, result.recommended_epoch)
-
-
-class EvidenceBased(Rule):
-    """Mahsereci et al. (2017), ``heavytail.evidence``: needs the logged gradient noise, and
-    applies to plain SGD only (its derivation takes the step to be the mini-batch gradient;
-    with momentum or Adam it is not, so those runs get no decision, though they log EB)."""
-
-    name, label = "evidence", "evidence-based (Mahsereci 2017)"
-    RECIPES = ("sgd", "batch256")
-
-    def decide(self, t):
-        if t.info["recipe"] not in self.RECIPES:
-            return None
-        if "eb_criterion" not in t.metrics or t.metrics["eb_criterion"].isna().all():
-            return None
-        trained = t.metrics[t.metrics.index >= 1]
-        result = eb_stop(trained["eb_criterion"].to_numpy(), trained.index.to_numpy())
-        stop = result.stop_epoch
-        return Decision(stop, stop if stop is not None else t.budget)
-
-
-class Validation(Rule):
-    """Keras-style validation stopping on the twin (trained on 90%), best weights restored;
-    its accuracies are the twin's."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.name, self.label = f"validation_p{patience}", f"validation, patience {patience}"
-
-    def decide(self, t):
-        if "val_loss" not in t.metrics:
-            return None
-        stop, reported = validation_stop(t.metrics.reset_index(), self.patience)
-        return Decision(stop, reported)
-
-
+# every rule the benchmark judges, once (a new one: a class in htrain.rules, listed here)
 RULES: tuple[Rule, ...] = (
     BulkGrowth(),
     Validation(10),
