@@ -575,10 +575,22 @@ def new_optimizer(
 ) -> torch.optim.Optimizer:
     """SGD (plain, or with momentum) as in the paper, or Adam with torch's default betas
     (0.9, 0.999) and eps 1e-8 (optim.momentum is not used by Adam).  ``capturable``: Adam
-    keeps its step count on the device, as a CUDA graph of the step needs (same numbers)."""
+    keeps its step count on the device, as a CUDA graph of the step needs (same numbers).
+
+    On the CPU, Adam runs torch's fused kernel: the same update in one pass over each
+    parameter instead of about ten, its step 4x faster on NN1 (3.6 against 14.6 ms for 1.8 M
+    parameters on one thread), which made Adam runs three times as slow per epoch as SGD's;
+    its state (moments, step) is the for-loop implementation's, so checkpoints load either way.
+    """
     if config.optimizer == "adam":
+        parameters = list(parameters)
+        on_cpu = all(p.device.type == "cpu" for p in parameters)
         return torch.optim.Adam(
-            parameters, lr=config.lr, weight_decay=config.weight_decay, capturable=capturable
+            parameters,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            capturable=capturable,
+            fused=True if on_cpu and not capturable else None,
         )
     return torch.optim.SGD(
         parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
