@@ -224,3 +224,17 @@ def test_action_stop_really_stops_and_record_trains_on(tmp_path):
     assert summary["status"] == "finished" and summary["epochs_run"] == 4
     assert summary["rules"]["paper_C0.001"]["stop_epoch"] == 1
     assert summary["rules"]["paper_C0.001"]["test_acc_at_fire"]["fc2"] is not None
+
+
+def test_subnormals_are_flushed_while_a_run_trains_and_not_after():
+    # Adam's first moment of a weight with zero gradient decays to the smallest subnormal,
+    # where beta1 = 0.9 rounds it back to itself: it would stay there, slow, for good
+    import torch
+
+    from htrain.train import subnormals_flushed
+
+    smallest = torch.tensor(2.0**-149, dtype=torch.float32)
+    assert smallest.item() > 0 and (smallest * 0.9).item() == smallest.item()
+    with subnormals_flushed():
+        assert (smallest * 0.9).item() == 0.0
+    assert (smallest * 0.9).item() == smallest.item()

@@ -47,6 +47,7 @@ from htrain.train import (
     new_model,
     new_optimizer,
     pick_device,
+    subnormals_flushed,
 )
 
 
@@ -189,6 +190,7 @@ def train_batched(
         )
     summaries: list[dict | None] = [None] * len(members)
     with ExitStack() as locks:
+        locks.enter_context(subnormals_flushed())
         recorders = []
         for member in members:
             locks.enter_context(RunLock(member.out_dir))
