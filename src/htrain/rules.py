@@ -56,7 +56,7 @@ class Rule:
         return f"{type(self).__name__}({self.name!r})"
 
 
-def _to_the_end(stop: int | None, budget: int) -> Decision:
+def _no_restore(stop: int | None, budget: int) -> Decision:
     """A rule that restores nothing hands back the weights it stopped with, or the last."""
     return Decision(stop, stop if stop is not None else budget)
 
@@ -212,7 +212,7 @@ class ThresholdReplay(Rule):
         if spectral is None:
             return None
         stop = replay_threshold(run.by_epoch, spectral, self.threshold, self.stop, self.widest_only)
-        return _to_the_end(stop, run.budget)
+        return _no_restore(stop, run.budget)
 
 
 # ------------------------------------------------ the benchmark's rules (htrain.stopping)
@@ -237,7 +237,7 @@ class PaperRule(Rule):
     def decide(self, run):
         if not self.with_k and run.fires_without_k is None:
             return None
-        return _to_the_end(
+        return _no_restore(
             _first_fire(run.fires_with_k if self.with_k else run.fires_without_k), run.budget
         )
 
@@ -286,4 +286,4 @@ class EvidenceBased(Rule):
             return None
         trained = run.metrics[run.metrics.index >= 1]
         result = eb_stop(trained["eb_criterion"].to_numpy(), trained.index.to_numpy())
-        return _to_the_end(result.stop_epoch, run.budget)
+        return _no_restore(result.stop_epoch, run.budget)
