@@ -7,7 +7,6 @@ See configs/config.yaml.  Every failure a user can fix ends in one line that say
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -40,29 +39,14 @@ def print_summary(summary: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from htrain.experiment import prepare, run_experiment
-    from htrain.rundir import BadCheckpoint, RunInUse
+    from htrain.experiment import run_job
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.train.threads:
         import torch
 
         torch.set_num_threads(int(cfg.train.threads))  # parallel jobs must not oversubscribe
-    try:
-        prepared = prepare(cfg, out_dir, HydraConfig.get().runtime.choices)
-    except (ValueError, FileNotFoundError, TimeoutError) as error:
-        sys.exit(f"error: {error}")  # before any training: one line that says what to fix
-    try:
-        summary = run_experiment(prepared)
-    except KeyboardInterrupt:
-        sys.exit(
-            f"interrupted: {out_dir} keeps every epoch saved so far; the same command resumes it"
-        )
-    except (ValueError, RunInUse, BadCheckpoint) as error:
-        sys.exit(f"error: {error}")
-    except OSError as error:  # read-only folder, full disk: nothing half-written (atomic files)
-        where = error.filename or out_dir
-        sys.exit(f"error: cannot write the run to {where}: {error.strerror or error}")
+    summary = run_job(cfg, out_dir, HydraConfig.get().runtime.choices)  # or one-line exit
     print_summary(summary)
     print(f"run directory: {out_dir}")
     if cfg.get("report"):

@@ -40,21 +40,24 @@ def kill_when(command: list[str], ready: Callable[[], bool], timeout: float = 30
     process.wait()
 
 
-def error_line(run_dir: Path, *overrides: str) -> str:
-    """What ``scripts/run.py OVERRIDES`` prints for a config that must fail before any work,
-    found in process (train_in_process: run.py's own calls) instead of a 3-second interpreter
-    start per case; test_runner keeps cases that go through the command."""
+def error_line(run_dir: Path | None, *overrides: str) -> str:
+    """The one line ``scripts/run.py OVERRIDES`` ends with when it fails, found in process
+    (train_in_process: run.py's own call, ``htrain.experiment.run_job``) instead of a
+    3-second interpreter start per case; test_runner keeps cases that go through the
+    command."""
     try:
         train_in_process(run_dir, *overrides)
-    except (ValueError, FileNotFoundError, TimeoutError) as error:
-        return f"error: {error}"
+    except SystemExit as stop:
+        return str(stop.code)
     raise AssertionError("the config trained without an error")
 
 
-def train_in_process(run_dir: Path, *overrides: str) -> dict:
-    """What ``scripts/run.py OVERRIDES`` does, into ``run_dir``, without a fresh interpreter
+def train_in_process(run_dir: Path | None, *overrides: str) -> dict:
+    """What ``scripts/run.py OVERRIDES`` does, into ``run_dir`` (None: the folder the command
+    would use, ``hydra.run.dir``, named by the config's hash), without a fresh interpreter
     and Hydra launch (seconds per run): the config composed with Hydra, then run.py's own
-    calls (htrain.experiment: prepare, run_experiment).  Its summary."""
+    call (``htrain.experiment.run_job``, which ends a failure as a one-line SystemExit).
+    Its summary."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
@@ -67,8 +70,8 @@ def train_in_process(run_dir: Path, *overrides: str) -> dict:
         )
     HydraConfig.instance().set_config(cfg)  # the run name and folders read ${hydra:...}
     try:
+        run_dir = Path(cfg.hydra.run.dir) if run_dir is None else run_dir
         job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        prepared = experiment.prepare(job, run_dir, cfg.hydra.runtime.choices)
-        return experiment.run_experiment(prepared)
+        return experiment.run_job(job, run_dir, cfg.hydra.runtime.choices)
     finally:
         HydraConfig.instance().cfg = None

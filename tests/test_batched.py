@@ -45,6 +45,7 @@ def runs(tmp_path_factory):
     return singles, stacked, summaries
 
 
+@pytest.mark.xdist_group("batched_runs")
 def test_each_member_follows_its_single_run(runs):
     singles, stacked, summaries = runs
     for single, batched, summary in zip(singles, stacked, summaries, strict=True):
@@ -68,6 +69,7 @@ def test_each_member_follows_its_single_run(runs):
                 )
 
 
+@pytest.mark.xdist_group("batched_runs")
 def test_members_write_the_files_a_single_run_writes(runs):
     singles, stacked, _ = runs
     for single, batched in zip(singles, stacked, strict=True):
@@ -112,14 +114,19 @@ def test_models_that_cannot_be_stacked_are_refused(tmp_path, data_dir):
 
 
 def test_launcher_batched_writes_the_folders_the_basic_launcher_writes(tmp_path):
-    from helpers import run_script
+    from helpers import run_script, train_in_process
 
-    grid = ("sweep=nn1_d1", "profile=smoke", "data.delta=0,2.0", "data.K=8", "seed=0")
-    basic = run_script(*grid, f"paths.output_dir={tmp_path / 'basic'}")
-    batched = run_script(*grid, "launcher=batched", f"paths.output_dir={tmp_path / 'batched'}")
-    assert basic.returncode == 0 and batched.returncode == 0, basic.stderr + batched.stderr
+    grid = ("sweep=nn1_d1", "profile=smoke", "data.K=8", "seed=0")
+    batched = run_script(
+        *grid, "data.delta=0,2.0", "launcher=batched", f"paths.output_dir={tmp_path / 'batched'}"
+    )
+    assert batched.returncode == 0, batched.stderr
     assert "as stacked models" in batched.stderr + batched.stdout
-    names = {p.name for p in (tmp_path / "basic" / "sweeps" / "nn1_d1").glob("gmm*")}
+    # each point as run.py trains it alone, in process: a run's folder is named by its
+    # config's hash, whichever launcher (test_sweeps runs the basic one's sweeps)
+    for delta in ("0", "2.0"):
+        train_in_process(None, *grid, f"data.delta={delta}", f"paths.output_dir={tmp_path}")
+    names = {p.name for p in (tmp_path / "runs").glob("gmm*")}
     assert names == {p.name for p in (tmp_path / "batched" / "sweeps" / "nn1_d1").glob("gmm*")}
     assert len(names) == 2
     for name in names:

@@ -138,6 +138,7 @@ def test_knowing_k_leaves_the_calibrated_null_unchanged(ratio):
     # on noise the class rule's cut (edge + 2 Tracy-Widom scales) sets the top eigenvalue
     # aside in ~2.5% of draws; the calibrated false-fire rate must stay that of the table
     # (0.1% nominal, under 1% tested), and equal to the rate without K on the same draws
+    # (which test_null's cells at n = 400 leave to this test)
     from test_null import upper_bound
 
     n, draws = 400, 2000
@@ -151,5 +152,6 @@ def test_knowing_k_leaves_the_calibrated_null_unchanged(ratio):
         set_aside += result.fit.n_spikes
         fires_without_k += spectral_distance(eigenvalues, threshold="calibrated", ratio=ratio).fires
     assert upper_bound(fires, draws) < 0.01, f"{fires} fires in {draws} draws"
+    assert upper_bound(fires_without_k, draws) < 0.01, f"{fires_without_k} fires without K"
     assert abs(fires - fires_without_k) <= 2
     assert set_aside < 0.05 * draws

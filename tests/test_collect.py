@@ -16,6 +16,9 @@ from htrain.collect import analysis_of, collect, esd_history, esd_table, write_e
 from htrain.replay import replay
 from htrain.train import run_training
 
+# the tests on the module fixture `sweep_dir` build it once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("collect_sweep")
+
 
 def compose_config(*overrides: str):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

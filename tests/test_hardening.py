@@ -4,6 +4,7 @@ file permissions."""
 
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, error_line, run_command, run_script
+from helpers import ROOT, error_line, run_command, train_in_process
 from hydra import compose, initialize_config_dir
 
 from heavytail import classify
@@ -71,13 +72,10 @@ def test_a_truncated_checkpoint_says_what_to_do_and_restart_keeps_the_old_files(
     unfinished_run(run)
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
-    result = run_script(*SMALL, f"hydra.run.dir={run}")
-    assert result.returncode != 0
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ") and "checkpoint.pt is corrupt" in line
+    line = error_line(run, *SMALL)  # in process: run.py's own call
+    assert "\n" not in line and line.startswith("error: ") and "checkpoint.pt is corrupt" in line
     assert "train.restart=true" in line
-    restarted = run_script(*SMALL, f"hydra.run.dir={run}", "train.restart=true")
-    assert restarted.returncode == 0, restarted.stderr
+    assert train_in_process(run, *SMALL, "train.restart=true")["status"] == "finished"
     assert (run / "done").exists()
     (kept,) = run.glob("replaced-*")
     assert (kept / "checkpoint.pt").read_bytes() == data[: len(data) // 2]
@@ -120,36 +118,43 @@ def test_a_run_resumed_under_another_analysis_replays_its_history(tmp_path):
 def test_a_second_process_on_a_live_run_folder_is_refused_or_waits(tmp_path):
     slow = (
         "profile=smoke",
-        "data.n_per_class=2000",
-        "train.epochs=40",
+        "data.n_per_class=200",
+        "train.epochs=40",  # far more than fit in the 0.1 s before it is stopped
         f"hydra.run.dir={tmp_path / 'run'}",
     )
     first = subprocess.Popen(
         run_command(*slow), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    said = tmp_path / "waiting.err"
     try:
         lock = tmp_path / "run" / ".lock"
         deadline = time.time() + 120
         while time.time() < deadline and not (lock.exists() and lock.read_text().strip()):
             time.sleep(0.1)
-        second = run_script(*slow)
-        assert second.returncode != 0
-        (line,) = second.stderr.strip().splitlines()
-        assert f"in use by PID {first.pid}" in line and "train.wait_for_lock=true" in line
-        waiting = subprocess.Popen(
-            run_command(*slow, "train.epochs=2", "train.wait_for_lock=true"),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(3)
-        assert waiting.poll() is None  # still waiting for the lock
+        # stopped, the first run still holds the lock (it is alive) and leaves the cores free
+        os.kill(first.pid, signal.SIGSTOP)
+        # the second one from this test's process (run.py's own call): no interpreter start
+        line = error_line(None, *slow)
+        assert "\n" not in line and f"in use by PID {first.pid}" in line
+        assert "train.wait_for_lock=true" in line
+        with open(said, "w") as err:
+            waiting = subprocess.Popen(
+                run_command(*slow, "train.epochs=2", "train.wait_for_lock=true"),
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.time() + 120
+        while (
+            time.time() < deadline and waiting.poll() is None and "waiting" not in said.read_text()
+        ):
+            time.sleep(0.1)
+        assert f"in use by PID {first.pid}; waiting for it" in said.read_text()
+        assert waiting.poll() is None  # blocked on the lock, not failed
     finally:
         first.kill()
         first.wait()
-    _, err = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0, err
+    assert waiting.wait(timeout=300) == 0, said.read_text()
     assert (tmp_path / "run" / "done").exists()
 
 
@@ -272,13 +277,10 @@ def test_bad_values_fail_before_any_work(overrides, message, tmp_path):
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_asking_for_cuda_without_a_gpu_is_one_line(tmp_path):
-    result = run_script(*SMALL, f"paths.output_dir={tmp_path}", "train.device=cuda")
-    assert result.returncode != 0
-    (line,) = result.stderr.strip().splitlines()
-    assert "no CUDA GPU is visible" in line
+    line = error_line(None, *SMALL, f"paths.output_dir={tmp_path}", "train.device=cuda")
+    assert "\n" not in line and "no CUDA GPU is visible" in line
 
 
 def test_float32_eigenvalues_of_a_rank_deficient_gram_matrix_are_accepted():

@@ -10,6 +10,9 @@ from helpers import train_in_process
 pytest.importorskip("plotly")
 from heavytail.cli import main as cli_main
 
+# the tests on the module fixture `runs` build it once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("report_runs")
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, error_line, kill_when, run_command, run_script
+from helpers import ROOT, error_line, kill_when, run_command, run_script, train_in_process
 from hydra import compose, initialize_config_dir
 
 from htrain import experiment as runner
@@ -74,9 +74,10 @@ def test_the_default_command_writes_every_output(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["snr"] > 0
     assert "calibrated" in result.stdout and "status: finished" in result.stdout
-    # the same command again finds the finished run instead of training a new one
-    again = run_script("profile=smoke", f"paths.output_dir={tmp_path}")
-    assert again.returncode == 0 and len(list((tmp_path / "runs").iterdir())) == 1
+    # the same command again finds the finished run instead of training a new one (in
+    # process: run.py's own call)
+    again = train_in_process(None, "profile=smoke", f"paths.output_dir={tmp_path}")
+    assert again == summary and len(list((tmp_path / "runs").iterdir())) == 1
 
 
 @pytest.mark.slow
@@ -84,12 +85,10 @@ def test_class_spikes_are_set_aside_in_a_real_run(tmp_path):
     # an easy mixture (D1, delta = 2, K = 8) grows its 8 class spikes within a few epochs;
     # with K known they are set aside and nothing fires, while the gap rule (K unknown)
     # fires on them in transit (the same run replayed from its own eigenvalues)
-    result = run_script(
-        f"paths.output_dir={tmp_path}", "data.delta=2.0", "train.epochs=10", "optim.lr=0.05"
+    summary = train_in_process(
+        None, f"paths.output_dir={tmp_path}", "data.delta=2.0", "train.epochs=10", "optim.lr=0.05"
     )
-    assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["analysis"]["n_classes"] == 8
     assert summary["rules"]["paper_C0.4"]["stop_epoch"] is None
     assert summary["final_types"] == {"fc2": "LT", "fc3": "LT"}
@@ -109,8 +108,10 @@ def comparable(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_with_the_same_numbers(tmp_path):
+    # the killed run is a process of its own; the whole run and the resume run in process
+    # (run.py's own call): the same folders, names and numbers, without two interpreter starts
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    assert run_script(*RESUME, f"paths.output_dir={whole}").returncode == 0
+    train_in_process(None, *RESUME, f"paths.output_dir={whole}")
 
     def epoch_two_on_disk() -> bool:
         found = list(killed.glob("runs/*/metrics.csv"))
@@ -120,7 +121,7 @@ def test_a_killed_run_resumes_and_ends_with_the_same_numbers(tmp_path):
     (run_dir,) = (killed / "runs").iterdir()
     assert not (run_dir / "done").exists()
     assert len(pd.read_csv(run_dir / "metrics.csv")) < 7
-    assert run_script(*RESUME, f"paths.output_dir={killed}").returncode == 0
+    assert train_in_process(None, *RESUME, f"paths.output_dir={killed}")["status"] == "finished"
     (reference,) = (whole / "runs").iterdir()
     assert reference.name == run_dir.name  # same config, same run name
     for ours, theirs in zip(comparable(run_dir), comparable(reference), strict=True):
@@ -162,31 +163,28 @@ def test_bad_configs_fail_before_training_with_one_line(overrides, message, data
 
 @pytest.mark.slow
 def test_the_command_prints_one_line_and_fails_before_training(data_dir, tmp_path):
-    # one check caught in train_config, one while the model is built
-    for overrides, message in (BAD_CONFIGS[0], BAD_CONFIGS[4]):
-        result = run_script(
-            "profile=smoke",
-            f"paths.data_dir={data_dir}",
-            f"paths.output_dir={tmp_path}",
-            *overrides,
-        )
-        assert result.returncode != 0
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-        assert not list(tmp_path.glob("runs/*/metrics.csv"))
-
-
-@pytest.mark.slow
-def test_missing_real_data_says_where_the_files_go(tmp_path):
+    # the line that run_job ends with (every case above, in process) is all the command
+    # prints; this check is found while the model is built, the latest before training
+    overrides, message = BAD_CONFIGS[4]
     result = run_script(
+        "profile=smoke", f"paths.data_dir={data_dir}", f"paths.output_dir={tmp_path}", *overrides
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not list(tmp_path.glob("runs/*/metrics.csv"))
+
+
+def test_missing_real_data_says_where_the_files_go(tmp_path):
+    line = error_line(
+        None,
         "experiment=cifar10",
         "profile=smoke",
         f"paths.data_dir={tmp_path}",
         "data.download=false",
         f"paths.output_dir={tmp_path / 'out'}",
     )
-    assert result.returncode != 0
-    assert f"{tmp_path / 'cifar-10-batches-py'}" in result.stderr
+    assert line.startswith("error: ") and f"{tmp_path / 'cifar-10-batches-py'}" in line
 
 
 def test_snr_sets_the_difficulty_parameter():

@@ -14,6 +14,9 @@ from test_sweeps import grid
 from htrain import stopping
 from htrain.rules import EvidenceBased, Validation
 
+# the tests on the module fixture `toy_results` build it once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("toy_results")
+
 TEST_ACC = [0.1, 0.5, 0.7, 0.8, 0.82, 0.81, 0.78]  # best at epoch 4
 EB = [np.nan, -1.0, -0.5, -0.2, 0.1, 0.3, 0.2]  # first positive at 4
 SPIKES = [0, 0, 2, 4, 4, 4, 4]  # K = 4: out (>= K - 1 in both layers) at 3

@@ -312,3 +312,30 @@ def run_experiment(prepared: Prepared) -> dict:
         restart=prepared.restart,
         wait_for_lock=prepared.wait_for_lock,
     )
+
+
+def run_job(cfg, out_dir: str | Path, choices) -> dict:
+    """What ``scripts/run.py`` does with a composed config (``prepare``, then
+    ``run_experiment``): the run's summary.  Every failure a user can fix ends the job as
+    ``SystemExit`` with one line that says what to do: bad values and missing data before
+    any work, a folder another process holds, a checkpoint that cannot be used, a folder
+    that cannot be written (nothing half-written: every file is atomic), and Ctrl-C."""
+    from htrain.rundir import BadCheckpoint, RunInUse
+
+    try:
+        prepared = prepare(cfg, out_dir, choices)
+    except (ValueError, FileNotFoundError, TimeoutError) as error:
+        raise SystemExit(f"error: {error}") from error
+    try:
+        return run_experiment(prepared)
+    except KeyboardInterrupt:
+        raise SystemExit(
+            f"interrupted: {out_dir} keeps every epoch saved so far; the same command resumes it"
+        ) from None
+    except (ValueError, RunInUse, BadCheckpoint) as error:
+        raise SystemExit(f"error: {error}") from error
+    except OSError as error:
+        where = error.filename or out_dir
+        raise SystemExit(
+            f"error: cannot write the run to {where}: {error.strerror or error}"
+        ) from error

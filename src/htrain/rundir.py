@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import torch
@@ -49,17 +50,28 @@ class RunLock:
         path = self.folder / ".lock"
         handle = open(path, "a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
+            busy = error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            handle.close()
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunInUse(
-                    f"run folder {self.folder} is in use by PID {holder}; wait for it to finish, "
-                    "or pass train.wait_for_lock=true to wait"
-                ) from None
-            raise
+            if busy and self.wait:
+                # said before blocking: a silent wait looks like a hung run
+                print(
+                    f"run folder {self.folder} is in use by PID {holder}; waiting for it "
+                    "(train.wait_for_lock=true)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            else:
+                handle.close()
+                if busy:
+                    raise RunInUse(
+                        f"run folder {self.folder} is in use by PID {holder}; wait for it to "
+                        "finish, or pass train.wait_for_lock=true to wait"
+                    ) from None
+                raise
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
