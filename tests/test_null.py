@@ -39,7 +39,7 @@ def count_fires(n: int, ratio: float, draws: int, seed: int, known_ratio: bool) 
 
 # every ratio at n = 100 and 400; at n = 1000 (a 14 ms eigensolve per draw) the two ends of
 # the table's interpolation in c that matter most: the middle, and the square layers.
-# (400, 0.5) and (400, 1.0) are test_class_spikes' null cells (2,000 draws each, with and
+# (400, 0.5) and (400, 1.0) are test_class_spikes' null cells (the same 1,200 draws, with and
 # without K), not drawn twice.
 CELLS = [(n, ratio) for n in (100, 400) for ratio in (0.1, 0.5, 0.8, 0.9, 1.0)]
 CELLS = [cell for cell in CELLS if cell not in ((400, 0.5), (400, 1.0))]
