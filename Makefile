@@ -33,7 +33,7 @@ test: $(STAMP)  ## lint + the whole test suite, what CI runs
 	$(PY) -m ruff check .
 	$(PYTEST)
 
-test-fast: $(STAMP)  ## the inner loop: the suite without the slow tests (under a minute)
+test-fast: $(STAMP)  ## the inner loop: the suite without the slow tests (about 80 s)
 	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)  ## ruff
