@@ -40,7 +40,11 @@ def test_demo_prints_a_table_and_writes_a_figure(tmp_path):
 
 @pytest.mark.slow
 def test_bad_demo_arguments_fail_before_work_with_one_clear_line(tmp_path):
-    result = run("--out", str(tmp_path), "--families", "gaussian", "cauchy")
+    from helpers import script_in_process  # the script file in process: no interpreter start
+
+    result = script_in_process(
+        "demo_spectra.py", "--out", str(tmp_path), "--families", "gaussian", "cauchy"
+    )
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "error: unknown demo family 'cauchy'; choose from gaussian, gaussian_square, "

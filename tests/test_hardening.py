@@ -26,7 +26,7 @@ from htrain.io import write_text
 from htrain.rundir import BadCheckpoint
 from htrain.train import run_training
 
-SMALL = ("profile=smoke", "data.n_per_class=100", "train.epochs=3")
+SMALL = ("profile=smoke", "data.n_per_class=100", "train.epochs=3", "train.esd_figure=false")
 
 
 def compose_config(*overrides: str):

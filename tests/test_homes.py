@@ -112,6 +112,7 @@ def test_a_threshold_rule_name_is_checked_against_the_registry():
     ]
 
 
+@pytest.mark.xdist_group("lightning")  # imports lightning: on the worker that already has
 def test_the_stopping_settings_are_one_type_with_one_default_everywhere():
     # the runner's stop rule, a run's analysis, compare's rules and every callback hold the
     # same heavytail.StopSettings (patience, start_from_epoch, combine), defaults included

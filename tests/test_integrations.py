@@ -8,16 +8,10 @@ import pandas as pd
 import pytest
 import torch
 from helpers import ROOT
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from heavytail import SpectralEarlyStopping
 from heavytail.cli import main as cli_main
 from htrain.data import gaussian_mixture
 from htrain.models import nn1
-
-L = pytest.importorskip("lightning")
-from heavytail.integrations.lightning import TYPE_CODES, SpectralMonitor  # noqa: E402
 
 # Lightning's own advice and deprecations (dataloader workers, its pytree use under this
 # torch): not ours, so not errors here
@@ -28,92 +22,63 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*litlogger.*"),
     pytest.mark.filterwarnings("ignore:.*GPU available but not used.*"),
 ]
-LAYERS = ["model.fc2", "model.fc3"]
 
 
-class Classifier(L.LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.model = nn1((100,), 8)
+@pytest.fixture(scope="module")
+def lit():
+    """Lightning and the Lightning parts of these tests (tests/lightning_parts.py), imported by
+    the first test that needs them rather than at collection, where every xdist worker would
+    pay lightning's 8 s import; the tests that use them share one worker (xdist group)."""
+    pytest.importorskip("lightning")
+    import lightning_parts
 
-    def training_step(self, batch, _):
-        x, y = batch
-        return nn.functional.cross_entropy(self.model(x), y)
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+    return lightning_parts
 
 
-def loader() -> DataLoader:
-    # an easy mixture at a large learning rate: class spikes emerge within a few epochs, and
-    # the gap rule (K not given) fires on them, which gives the stopping test a real fire
-    data = gaussian_mixture("d1", 8, 100, 100, 10, seed=0, delta=2.0)
-    generator = torch.Generator().manual_seed(0)
-    return DataLoader(
-        TensorDataset(data.x_train, data.y_train), batch_size=64, shuffle=True, generator=generator
-    )
-
-
-class PlainRecorder(L.Callback):
-    """The plain SpectralEarlyStopping on the same weights at the same moment."""
-
-    def __init__(self) -> None:
-        self.stopper = SpectralEarlyStopping(layers=LAYERS)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.stopper.step(pl_module, trainer.current_epoch + 1)
-
-
-def trainer(tmp_path, callbacks, epochs: int, **options) -> "L.Trainer":
-    return L.Trainer(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=L.pytorch.loggers.CSVLogger(tmp_path, name="logs"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        deterministic=True,
-        log_every_n_steps=1,
-        **options,
-    )
+LIGHTNING = pytest.mark.xdist_group("lightning")
 
 
 @pytest.mark.slow
-def test_the_callback_logs_every_layer_and_stops_where_the_plain_callback_would(tmp_path):
-    recorder = PlainRecorder()
-    monitor = SpectralMonitor(layers=LAYERS, stop=True)
-    fit = trainer(tmp_path, [recorder, monitor], epochs=15, enable_checkpointing=False)
-    fit.fit(Classifier(), loader())
+@LIGHTNING
+def test_the_callback_logs_every_layer_and_stops_where_the_plain_callback_would(tmp_path, lit):
+    recorder = lit.PlainRecorder()
+    monitor = lit.SpectralMonitor(layers=lit.LAYERS, stop=True)
+    fit = lit.trainer(tmp_path, [recorder, monitor], epochs=15, enable_checkpointing=False)
+    fit.fit(lit.Classifier(), lit.loader())
     assert recorder.stopper.stop_epoch is not None, "no fire: the test needs one"
     assert monitor.stopper.stop_epoch == recorder.stopper.stop_epoch
     assert fit.current_epoch == monitor.stopper.stop_epoch  # it really stopped there
     assert monitor.stopper.fire_epoch == recorder.stopper.fire_epoch
     metrics = pd.read_csv(fit.logger.log_dir + "/metrics.csv")
-    for layer in LAYERS:
+    for layer in lit.LAYERS:
         for name in ("s_hat", "threshold", "fires", "n_spikes", "type"):
             assert f"spectral/{layer}/{name}" in metrics.columns
-    logged = metrics[f"spectral/{LAYERS[0]}/s_hat"].dropna().to_numpy()
-    plain = [row["s_hat"] for row in recorder.stopper.history if row["layer"] == LAYERS[0]]
+    logged = metrics[f"spectral/{lit.LAYERS[0]}/s_hat"].dropna().to_numpy()
+    plain = [row["s_hat"] for row in recorder.stopper.history if row["layer"] == lit.LAYERS[0]]
     np.testing.assert_allclose(logged, plain, rtol=1e-6)  # logged as float32
-    assert set(metrics[f"spectral/{LAYERS[0]}/type"].dropna()) <= set(TYPE_CODES.values())
+    assert set(metrics[f"spectral/{lit.LAYERS[0]}/type"].dropna()) <= set(lit.TYPE_CODES.values())
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
-def test_a_resumed_fit_continues_the_patience_count(tmp_path):
-    options = dict(layers=LAYERS, patience=3, combine="all", threshold="paper", C=0.4, stop=False)
-    whole = SpectralMonitor(**options)
-    trainer(tmp_path / "whole", [whole], epochs=6, enable_checkpointing=False).fit(
-        Classifier(), loader()
+@LIGHTNING
+def test_a_resumed_fit_continues_the_patience_count(tmp_path, lit):
+    options = dict(
+        layers=lit.LAYERS, patience=3, combine="all", threshold="paper", C=0.4, stop=False
     )
-    first = SpectralMonitor(**options)
-    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer(tmp_path / "part", [first, checkpoints], epochs=3).fit(Classifier(), loader())
-    resumed = SpectralMonitor(**options)
-    again = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer(tmp_path / "rest", [resumed, again], epochs=6).fit(
-        Classifier(), loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt"
+    whole = lit.SpectralMonitor(**options)
+    lit.trainer(tmp_path / "whole", [whole], epochs=6, enable_checkpointing=False).fit(
+        lit.Classifier(), lit.loader()
+    )
+    first = lit.SpectralMonitor(**options)
+    checkpoints = lit.L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    lit.trainer(tmp_path / "part", [first, checkpoints], epochs=3).fit(
+        lit.Classifier(), lit.loader()
+    )
+    resumed = lit.SpectralMonitor(**options)
+    again = lit.L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    lit.trainer(tmp_path / "rest", [resumed, again], epochs=6).fit(
+        lit.Classifier(), lit.loader(), ckpt_path=tmp_path / "ckpt" / "last.ckpt"
     )
     assert [row["epoch"] for row in resumed.stopper.history] == [
         row["epoch"] for row in whole.stopper.history
@@ -123,13 +88,18 @@ def test_a_resumed_fit_continues_the_patience_count(tmp_path):
 
 
 @pytest.mark.slow
-def test_layers_can_be_chosen_by_a_filter_and_bad_names_fail_early(tmp_path):
-    chosen = SpectralMonitor(layers=lambda name, module: name.endswith("fc3"))
-    trainer(tmp_path, [chosen], epochs=1, enable_checkpointing=False).fit(Classifier(), loader())
+@LIGHTNING
+def test_layers_can_be_chosen_by_a_filter_and_bad_names_fail_early(tmp_path, lit):
+    chosen = lit.SpectralMonitor(layers=lambda name, module: name.endswith("fc3"))
+    lit.trainer(tmp_path, [chosen], epochs=1, enable_checkpointing=False).fit(
+        lit.Classifier(), lit.loader()
+    )
     assert chosen.layers == ["model.fc3"]
-    wrong = SpectralMonitor(layers=["model.fc9"])
+    wrong = lit.SpectralMonitor(layers=["model.fc9"])
     with pytest.raises(ValueError, match="not weight layers"):
-        trainer(tmp_path, [wrong], epochs=1, enable_checkpointing=False).fit(Classifier(), loader())
+        lit.trainer(tmp_path, [wrong], epochs=1, enable_checkpointing=False).fit(
+            lit.Classifier(), lit.loader()
+        )
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -164,10 +134,11 @@ def test_analyze_a_state_dict_with_csv_and_plots(tmp_path):
 
 
 @pytest.mark.slow
-def test_analyze_a_lightning_checkpoint_and_a_run_checkpoint(tmp_path):
+@LIGHTNING
+def test_analyze_a_lightning_checkpoint_and_a_run_checkpoint(tmp_path, lit):
     folder = tmp_path / "ckpt"
-    checkpoints = L.pytorch.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
-    trainer(tmp_path, [checkpoints], epochs=1).fit(Classifier(), loader())
+    checkpoints = lit.L.pytorch.callbacks.ModelCheckpoint(dirpath=folder, save_last=True)
+    lit.trainer(tmp_path, [checkpoints], epochs=1).fit(lit.Classifier(), lit.loader())
     assert cli_main(["analyze", str(folder / "last.ckpt"), "--csv", str(tmp_path / "l.csv")]) == 0
     names = pd.read_csv(tmp_path / "l.csv")["name"].tolist()
     assert names == [f"model.fc{i}" for i in range(1, 6)]
@@ -228,27 +199,17 @@ def test_analyze_bad_files_get_one_line(tmp_path, capsys, content, name, message
     assert "ran" not in captured.out
 
 
-class WeightRecorder(L.Callback):
-    """A copy of the module's weights after every epoch."""
-
-    def __init__(self) -> None:
-        self.states: dict[int, dict] = {}
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epoch = trainer.current_epoch + 1
-        self.states[epoch] = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-
-
-def test_the_monitor_stops_on_bulk_growth_and_restores_the_recommended_weights(tmp_path):
+@LIGHTNING
+def test_the_monitor_stops_on_bulk_growth_and_restores_the_recommended_weights(tmp_path, lit):
     # z = 0 makes the toy run stop soon after its spikes come out; what is tested is the
     # mechanics: the stop goes through Lightning and the weights handed back are the
     # recommended epoch's (the one before the stop), kept while training went on
-    recorder = WeightRecorder()
-    monitor = SpectralMonitor(
-        layers=LAYERS, n_classes=8, rule="bulk_growth", z=0.0, keep_weights=True, stop=True
+    recorder = lit.WeightRecorder()
+    monitor = lit.SpectralMonitor(
+        layers=lit.LAYERS, n_classes=8, rule="bulk_growth", z=0.0, keep_weights=True, stop=True
     )
-    module = Classifier()
-    trainer(tmp_path, [recorder, monitor], epochs=40).fit(module, loader())
+    module = lit.Classifier()
+    lit.trainer(tmp_path, [recorder, monitor], epochs=40).fit(module, lit.loader())
     stop = monitor.stopper.stop_epoch
     assert stop is not None and trainer_epochs(recorder) == stop, stop
     assert monitor.recommended_epoch == stop - 1
@@ -257,10 +218,11 @@ def test_the_monitor_stops_on_bulk_growth_and_restores_the_recommended_weights(t
         assert torch.equal(value, recorder.states[stop - 1][name]), name
     # the monitor's state (with the rule's) goes through a checkpoint and back
     state = monitor.state_dict()
-    again = SpectralMonitor(layers=LAYERS, n_classes=8, rule="bulk_growth", z=0.0)
+    again = lit.SpectralMonitor(layers=lit.LAYERS, n_classes=8, rule="bulk_growth", z=0.0)
     again.load_state_dict(state)
     assert again.stopper.growth.stop_epoch == stop
 
 
-def trainer_epochs(recorder: WeightRecorder) -> int:
+def trainer_epochs(recorder) -> int:
+    """The last epoch a WeightRecorder saw."""
     return max(recorder.states)

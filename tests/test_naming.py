@@ -46,6 +46,7 @@ def test_keys_that_do_not_change_the_numbers_are_not_hashed():
         "train.device=cpu",
         "train.restart=true",
         "train.wait_for_lock=true",
+        "train.esd_figure=false",
     ):
         assert name_of("profile=smoke", override) == base, override
     assert name_of("profile=smoke", "seed=1") != base

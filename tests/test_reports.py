@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import ROOT
+from helpers import ROOT, script_in_process
 
 from htrain.paper import SYNTHETIC
 from htrain.report import early_stopping_table, markdown_early_stopping, type_shares
@@ -24,6 +24,12 @@ def results(tmp_path):
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """The script in this process (``helpers.script_in_process``); ``script_process`` starts
+    an interpreter, as a user does, for the one-line error test."""
+    return script_in_process(name, *args)
+
+
+def script_process(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / name), *args],
         capture_output=True,
@@ -57,10 +63,10 @@ def test_each_figure_command_writes_its_images(results, name, files):
 
 
 def test_unknown_figure_and_missing_results_are_one_line_errors(tmp_path):
-    done = script("figures.py", "heatmap", "--results", str(FIXTURE))
+    done = script_process("figures.py", "heatmap", "--results", str(FIXTURE))
     assert done.returncode != 0 and done.stderr.strip().count("\n") == 0
     assert "unknown figure" in done.stderr
-    done = script("tables.py", "--results", str(tmp_path))
+    done = script_process("tables.py", "--results", str(tmp_path))
     assert done.returncode != 0 and "collect first" in done.stderr
 
 

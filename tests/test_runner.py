@@ -65,7 +65,7 @@ def test_each_experiment_runs_one_epoch_on_tiny_data(experiment, data_dir, tmp_p
 
 @pytest.mark.slow
 def test_the_default_command_writes_every_output(tmp_path):
-    result = run_script("profile=smoke", f"paths.output_dir={tmp_path}")
+    result = run_script("profile=smoke", "train.esd_figure=true", f"paths.output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("gmm_d1-nn1-")
@@ -75,9 +75,12 @@ def test_the_default_command_writes_every_output(tmp_path):
     assert summary["status"] == "finished" and summary["snr"] > 0
     assert "calibrated" in result.stdout and "status: finished" in result.stdout
     # the same command again finds the finished run instead of training a new one (in
-    # process: run.py's own call)
+    # process: run.py's own call); without the figure, a run writes every other file
     again = train_in_process(None, "profile=smoke", f"paths.output_dir={tmp_path}")
     assert again == summary and len(list((tmp_path / "runs").iterdir())) == 1
+    plain = train_in_process(None, "profile=smoke", "seed=1", f"paths.output_dir={tmp_path}")
+    plain_dir = Path(plain["run_dir"])
+    assert [name for name in RUN_FILES if not (plain_dir / name).exists()] == ["esd_final.png"]
 
 
 @pytest.mark.slow
@@ -151,6 +154,7 @@ BAD_CONFIGS = [
     (("experiment=cifar10_lenet", "data.size=32"), "cannot take inputs of shape (3, 32, 32)"),
     (("model.name=resnet",), "unknown model 'resnet'"),
     (("early_stop.action=halt",), "early_stop.action must be record or stop"),
+    (("train.esd_figure=flase",), "train.esd_figure must be true or false, got 'flase'"),
 ]
 
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT
+from helpers import ROOT, script_in_process
 from test_growth import synthetic_weights
 from test_sweeps import grid
 
@@ -160,16 +160,12 @@ def test_the_command_writes_the_three_tables_and_the_same_bytes_twice(toy_result
     assert first.returncode == 0, first.stderr
     out = tmp_path / "results" / "stopping"
     contents = {name: (out / name).read_bytes() for name in ("runs.csv", "rules.csv", "summary.md")}
-    assert subprocess.run(command, capture_output=True, cwd=ROOT).returncode == 0
+    # again, and on an empty folder, in process (the script file as the interpreter runs it)
+    assert script_in_process("stopping.py", *command[2:]).returncode == 0
     for name, content in contents.items():
         assert (out / name).read_bytes() == content, name
     assert "## dev, large data (1 runs)" in contents["summary.md"].decode()
-    empty = subprocess.run(
-        [*command[:2], "--results", str(tmp_path / "none")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    empty = script_in_process("stopping.py", "--results", str(tmp_path / "none"))
     assert empty.returncode != 0 and "no run of the suite" in empty.stderr
 
 

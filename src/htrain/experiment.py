@@ -37,6 +37,13 @@ def _number(value, name: str, *, integer: bool = False, low=None, high=None, ope
     return int(value) if integer else float(value)
 
 
+def _switch(value, name: str) -> bool:
+    """``value`` as a bool; a typo such as ``flase`` is a string, and would count as true."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def mixture_spec(cfg) -> tuple[str, int, int, dict[str, float]]:
     """A Gaussian-mixture config's (kind, K, p, {"delta" or "t": value}), checked; the value
     from data.snr when it is set.  With the seed, all the class means depend on."""
@@ -165,6 +172,7 @@ def train_config(cfg):
         device=str(cfg.train.device),
         n_classes=num_classes(cfg) if setting == "auto" else setting,
         grad_stats=_number(cfg.train.get("grad_stats", 4), "train.grad_stats", integer=True, low=0),
+        esd_figure=_switch(cfg.train.get("esd_figure", True), "train.esd_figure"),
     )
     return config
 

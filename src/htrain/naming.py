@@ -29,6 +29,7 @@ NOT_IN_RUN_NAME = (
     "train.wait_for_lock",
     "data.download_timeout_s",
     "train.grad_stats",  # measured beside the step (htrain.gradstats), changes no number
+    "train.esd_figure",  # a picture of numbers already recorded
 )
 # key -> the value every run made before the key existed behaved as
 ADDED_KEYS: dict[str, object] = {
