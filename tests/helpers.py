@@ -24,6 +24,15 @@ def quiet(overrides: tuple[str, ...]) -> list[str]:
     return ["train.progress=false", *figure, *overrides]
 
 
+def compose_config(*overrides: str):
+    """The job config a test run trains from (Hydra's compose, no ``hydra`` node), with the
+    test runs' overrides (``quiet``)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        return compose("config", overrides=quiet(overrides))
+
+
 def run_command(*overrides: str) -> list[str]:
     return [sys.executable, str(ROOT / "scripts" / "run.py"), *quiet(overrides)]
 

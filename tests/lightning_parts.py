@@ -8,11 +8,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from heavytail import SpectralEarlyStopping
-from heavytail.integrations.lightning import TYPE_CODES, SpectralMonitor
+from heavytail.integrations.lightning import TYPE_CODES, SpectralMonitor  # noqa: F401 (for the tests)
 from htrain.data import gaussian_mixture
 from htrain.models import nn1
-
-__all__ = ["TYPE_CODES", "SpectralMonitor"]
 
 LAYERS = ["model.fc2", "model.fc3"]
 

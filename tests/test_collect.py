@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT, script_in_process
-from hydra import compose, initialize_config_dir
+from helpers import ROOT, compose_config, script_in_process
 
 from htrain import experiment
 from htrain.collect import analysis_of, collect, esd_history, esd_table, write_esd
@@ -20,15 +19,8 @@ from htrain.train import run_training
 pytestmark = pytest.mark.xdist_group("collect_sweep")
 
 
-def compose_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
 def train(folder, *overrides: str) -> None:
-    cfg = compose_config(
-        "profile=smoke", "data.n_per_class=150", "train.esd_figure=false", *overrides
-    )
+    cfg = compose_config("profile=smoke", "data.n_per_class=150", *overrides)
     run_training(
         folder,
         experiment.load_data(cfg),

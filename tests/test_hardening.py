@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, error_line, run_command, train_in_process
-from hydra import compose, initialize_config_dir
+from helpers import ROOT, compose_config, error_line, run_command, train_in_process
 
 from heavytail import classify
 from heavytail.fit import as_eigenvalues
@@ -26,12 +25,7 @@ from htrain.io import write_text
 from htrain.rundir import BadCheckpoint
 from htrain.train import run_training
 
-SMALL = ("profile=smoke", "data.n_per_class=100", "train.epochs=3", "train.esd_figure=false")
-
-
-def compose_config(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+SMALL = ("profile=smoke", "data.n_per_class=100", "train.epochs=3")
 
 
 def train(folder, *overrides: str, **options) -> dict:

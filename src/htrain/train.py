@@ -83,8 +83,8 @@ class TrainConfig:
     n_classes: int | None = None
     # the evidence-based criterion (htrain.gradstats) on every grad_stats-th step; 0: off
     grad_stats: int = 4
-    # esd_final.png when the run ends (0.3-0.4 s of CPU; the test suite's ~150 tiny runs
-    # draw it only where a test looks at it)
+    # esd_final.png when the run ends: 0.3-0.4 s of CPU per run, which a sweep of thousands
+    # of tiny runs (or the test suite) can skip; collect draws figures from the tables
     esd_figure: bool = True
 
     def __post_init__(self) -> None:
